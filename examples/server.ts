@@ -1,0 +1,60 @@
+// The example host app that `npm start` runs.
+//   DATABASE_URL  PostgreSQL connection string; without it, PGlite (Postgres in WASM) in memory
+//   PGLITE_DIR    keep the PGlite data in this folder instead of memory
+//   REDIS_URL     register @fastify/redis
+//   KEYGATE_SECRET, PORT (3000), HOST (127.0.0.1)
+import { PGlite } from '@electric-sql/pglite'
+import fastifyRedis from '@fastify/redis'
+import Fastify from 'fastify'
+import { Kysely, PGliteDialect } from 'kysely'
+import keygate, { type KeygateOptions } from '../lib/index.js'
+
+const env = process.env
+
+function database (): KeygateOptions['db'] {
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== '') return { connectionString: env.DATABASE_URL }
+  // Host-owned: the plugin never closes a Kysely it is given, so the server does on close.
+  return new Kysely({ dialect: new PGliteDialect({ pglite: new PGlite(env.PGLITE_DIR) }) })
+}
+
+const app = Fastify({ logger: true })
+const db = database()
+if ('destroy' in db) app.addHook('onClose', async () => await db.destroy())
+
+if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+  await app.register(fastifyRedis, { url: env.REDIS_URL, closeClient: true })
+}
+await app.register(keygate, { db, secret: env.KEYGATE_SECRET })
+
+app.get('/health', { config: { apiKey: false } }, async () => ({ status: 'ok' }))
+
+app.get('/api/v1/endpoints', async (request) => ({
+  key: request.apiKey?.identifier,
+  endpoints: ['/v1/federate', '/v1/connectors']
+}))
+
+app.post('/v1/federate', { config: { apiKey: { scopes: ['federate'] } } }, async (request) => ({
+  query: (request.body as { query?: unknown } | undefined)?.query ?? null,
+  answer: 'federated'
+}))
+
+app.get('/v1/connectors', { config: { apiKey: { scopes: ['connector:read'] } } }, async () => ({
+  connectors: []
+}))
+
+app.post('/v1/connectors', { config: { apiKey: { scopes: ['connector:write'] } } }, async (request, reply) => {
+  return await reply.code(201).send({ created: request.body ?? null })
+})
+
+await app.ready()
+if ((await app.keygate.listKeys()).length === 0) {
+  const { apiKey } = await app.keygate.createKey({ name: 'bootstrap', keyFor: 'GENERIC' })
+  // Printed straight to stdout, never through the logger: the key must not land in log storage.
+  process.stdout.write(`First API key (shown once): ${apiKey}\n`)
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => { void app.close().then(() => process.exit(0)) })
+}
+
+await app.listen({ port: Number(env.PORT ?? 3000), host: env.HOST ?? '127.0.0.1' })

@@ -1,0 +1,23 @@
+import type { Kysely } from 'kysely'
+import { type MigrationResultSet, Migrator } from 'kysely/migration'
+import { migrations } from './migrations/index.js'
+
+// The plugin's own bookkeeping tables, so it never collides with the host's migrations.
+export const MIGRATION_TABLE = 'keygate_migration'
+export const MIGRATION_LOCK_TABLE = 'keygate_migration_lock'
+
+/**
+ * Brings the keygate tables up to date, in `schema` when one is given (created if missing).
+ * Safe to run from many instances at once: Kysely's Migrator takes a lock.
+ */
+export async function migrateToLatest (db: Kysely<any>, schema: string | undefined): Promise<void> {
+  const migrator = new Migrator({
+    db: schema === undefined ? db : db.withSchema(schema),
+    migrationTableSchema: schema,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE
+  })
+  const { error }: MigrationResultSet = await migrator.migrateToLatest()
+  if (error !== undefined) throw error
+}

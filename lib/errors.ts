@@ -1,0 +1,87 @@
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
+
+/**
+ * Every error the plugin raises, once. The code after `FST_KEYGATE_`, lower-cased, is the
+ * `error` field of the JSON body a client receives (see `errorBody`).
+ */
+const CODE_PREFIX = 'FST_KEYGATE_'
+
+// Options: thrown at registration, so a bad option fails `ready()`.
+export const InvalidOptionError = createError<[string, string]>(
+  'FST_KEYGATE_INVALID_OPTION',
+  'Invalid keygate option "%s": %s',
+  500,
+  TypeError
+)
+export const InvalidRouteConfigError = createError<[string, string]>(
+  'FST_KEYGATE_INVALID_ROUTE_CONFIG',
+  'Invalid config.apiKey on route %s: %s',
+  500,
+  TypeError
+)
+
+// Authentication.
+export const UnauthorizedError = createError('FST_KEYGATE_UNAUTHORIZED', 'Client unauthorized', 401)
+
+// Key management: texts exactly as the Metlo API documents them.
+export const KeyNameRequiredError = createError('FST_KEYGATE_KEY_NAME_REQUIRED', 'Key name is required.', 400)
+export const KeyNameInvalidError = createError(
+  'FST_KEYGATE_KEY_NAME_INVALID',
+  'Key name must be a string of 1 to 128 characters without control characters.',
+  400
+)
+export const KeyNameTakenError = createError<[string]>(
+  'FST_KEYGATE_KEY_NAME_TAKEN',
+  'Can not create key with name %s',
+  400
+)
+export const KeyForInvalidError = createError(
+  'FST_KEYGATE_KEY_FOR_INVALID',
+  'The key must be for one of the following: GCP, AWS, GENERIC, ONBOARDING',
+  400
+)
+export const KeyPrefixInvalidError = createError<[string]>(
+  'FST_KEYGATE_KEY_PREFIX_INVALID',
+  'The key prefix must be one of the following: %s',
+  400
+)
+export const KeyLimitReachedError = createError<[number]>(
+  'FST_KEYGATE_KEY_LIMIT_REACHED',
+  'Maximum API Key Limit Reached: %s. Consider deleting any that are not in use.',
+  400
+)
+export const InvalidRequestError = createError<[string]>('FST_KEYGATE_INVALID_REQUEST', '%s', 400)
+export const KeyNotFoundError = createError<[string]>(
+  'FST_KEYGATE_KEY_NOT_FOUND',
+  'Did not find any matching keys for %s',
+  404
+)
+
+// Infrastructure.
+export const ServiceUnavailableError = createError(
+  'FST_KEYGATE_SERVICE_UNAVAILABLE',
+  'The API key store is unavailable. Try again shortly.',
+  503
+)
+
+/** Any error of this module: a FastifyError whose code starts with `FST_KEYGATE_`. */
+export type KeygateError = Error & { code: `FST_KEYGATE_${string}`, statusCode?: number }
+
+
+export function isKeygateError (error: unknown): error is KeygateError {
+  return error instanceof Error &&
+    typeof (error as KeygateError).code === 'string' &&
+    (error as KeygateError).code.startsWith(CODE_PREFIX)
+}
+
+/** The body of the error contract: `{ error: <snake_case code>, message }`. */
+/** The HTTP status of a keygate error (500 for the option errors, which never reach a client). */
+export function statusOf (error: Pick<KeygateError, 'statusCode'>): number {
+  return error.statusCode ?? 500
+}
+
+export function errorBody (error: { code: string, message: string }): { error: string, message: string } {
+  return { error: error.code.slice(CODE_PREFIX.length).toLowerCase(), message: error.message }
+}
+
+export type { FastifyErrorConstructor }

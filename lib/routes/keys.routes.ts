@@ -1,0 +1,88 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { createKeyBodySchema, createKeyValidationError, createStrictAjv } from '../api/create-key.schema.js'
+import type { CreateKeyInput, KeygateApi } from '../api/keygate-api.js'
+import { KEY_TYPES } from '../db/schema.js'
+import { isKeygateError } from '../errors.js'
+import { sendError } from '../http/send-error.js'
+
+export interface KeyRoutesOptions {
+  api: KeygateApi
+  prefixes: readonly string[]
+}
+
+const keyInfoProperties = {
+  name: { type: 'string' },
+  identifier: { type: 'string' },
+  created: { type: 'string', format: 'date-time' },
+  for: { type: 'string', enum: [...KEY_TYPES] }
+} as const
+
+const keyInfoSchema = {
+  type: 'object',
+  required: ['name', 'identifier', 'created', 'for'],
+  properties: keyInfoProperties
+} as const
+
+const errorSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' } }
+} as const
+
+const DELETE_SUFFIX = '/delete'
+
+/** The four management routes of the Metlo API. */
+export async function keyRoutes (fastify: FastifyInstance, { api, prefixes }: KeyRoutesOptions): Promise<void> {
+  // Strict, like keygate.createKey: no coercion, unknown properties refused (Fastify's default drops them).
+  const ajv = createStrictAjv()
+  fastify.setValidatorCompiler(({ schema }) => ajv.compile(schema))
+  fastify.setErrorHandler(function keyRoutesErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    if (isKeygateError(error)) return sendError(reply, error)
+    if (error.validation !== undefined) return sendError(reply, createKeyValidationError(request.body, error.validation, prefixes))
+    const status = error.statusCode ?? 500
+    if (status >= 500) throw error
+    // Fastify's own 4xx (bad JSON, wrong content type, body too large) in the contract's shape.
+    const code = (STATUS_CODES[status] ?? 'Bad Request').toLowerCase().replace(/[^a-z]+/g, '_')
+    return reply.code(status).send({ error: code, message: error.message })
+  })
+
+  fastify.post('/create', {
+    schema: {
+      body: createKeyBodySchema(prefixes),
+      response: {
+        200: {
+          type: 'object',
+          required: ['apiKey', ...keyInfoSchema.required],
+          properties: { apiKey: { type: 'string' }, ...keyInfoProperties }
+        },
+        '4xx': errorSchema
+      }
+    }
+  }, async (request) => await api.createKey(request.body as CreateKeyInput))
+
+  fastify.get('/list', {
+    schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
+  }, async () => await api.listKeys())
+
+  fastify.get('/onboarding', {
+    schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
+  }, async () => await api.listOnboardingKeys())
+
+  // A wildcard rather than `/:name/delete`: router parameters stop at 100 characters by default,
+  // and names may be 128 characters (more once URL-encoded) or contain a slash.
+  fastify.delete('/*', {
+    schema: {
+      response: {
+        200: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } },
+        '4xx': errorSchema
+      }
+    }
+  }, async (request, reply) => {
+    const path = (request.params as { '*': string })['*']
+    if (!path.endsWith(DELETE_SUFFIX) || path.length === DELETE_SUFFIX.length) return reply.callNotFound()
+    await api.deleteKey(path.slice(0, -DELETE_SUFFIX.length))
+    return { status: 'OK' }
+  })
+}
+

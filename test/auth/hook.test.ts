@@ -1,0 +1,130 @@
+import t from 'tap'
+import { buildApp, createKey } from '../helpers/app.js'
+
+const UNAUTHORIZED = { error: 'unauthorized', message: 'Client unauthorized' }
+
+t.test('the hook guards every host route', async (t) => {
+  const app = await buildApp(t, {
+    routes: (app) => {
+      app.get('/health', { config: { apiKey: false } }, async (request) => ({ apiKey: request.apiKey }))
+      app.get('/api/v1/endpoints', async (request) => ({ apiKey: request.apiKey }))
+    }
+  })
+  const metlo = await createKey(app, 'metlo-key', 'metlo')
+  const mlo = await createKey(app, 'mlo-key', 'mlo')
+  const [metloInfo, mloInfo] = await app.keygate.listKeys()
+
+  const refused = async (headers: Record<string, string>, label: string, url = '/api/v1/endpoints') => {
+    const res = await app.inject({ url, headers })
+    t.equal(res.statusCode, 401, label)
+    t.equal(res.headers['www-authenticate'], 'Bearer', label)
+    t.equal(res.headers['content-type'], 'application/json; charset=utf-8', label)
+    t.same(res.json(), UNAUTHORIZED, label)
+  }
+  const accepted = async (headers: Record<string, string>, expected: unknown, label: string) => {
+    const res = await app.inject({ url: '/api/v1/endpoints', headers })
+    t.equal(res.statusCode, 200, label)
+    t.same(res.json(), { apiKey: expected }, label)
+  }
+
+  await t.test('public routes need nothing and see apiKey null', async (t) => {
+    const res = await app.inject({ url: '/health' })
+    t.equal(res.statusCode, 200)
+    t.same(res.json(), { apiKey: null })
+    const withKey = await app.inject({ url: '/health', headers: { authorization: metlo } })
+    t.same(withKey.json(), { apiKey: null }, 'a public route does not authenticate, even with a key')
+  })
+
+  await t.test('Metlo style and Bearer style, both prefixes', async () => {
+    const metloKey = { id: metlo.slice(6, 14), identifier: metloInfo?.identifier, name: 'metlo-key', for: 'GENERIC', created: metloInfo?.created }
+    const mloKey = { id: mlo.slice(4, 12), identifier: mloInfo?.identifier, name: 'mlo-key', for: 'GENERIC', created: mloInfo?.created }
+    await accepted({ authorization: metlo }, metloKey, 'Authorization: <key>')
+    await accepted({ authorization: `Bearer ${metlo}` }, metloKey, 'Authorization: Bearer <key>')
+    await accepted({ authorization: `bearer ${mlo}` }, mloKey, 'lower-case scheme')
+    await accepted({ authorization: `  BEARER   ${mlo}  ` }, mloKey, 'upper-case scheme, spaces trimmed')
+    await accepted({ authorization: mlo }, mloKey, 'mlo key without scheme')
+  })
+
+  await t.test('missing, malformed, unknown and wrong-secret keys get the 401 body', async () => {
+    const body = metlo.slice('metlo_'.length)
+    await refused({}, 'no Authorization header')
+    await refused({ authorization: '' }, 'empty header')
+    await refused({ authorization: 'Bearer' }, 'scheme only')
+    await refused({ authorization: 'Basic dXNlcjpwYXNz' }, 'another scheme')
+    await refused({ authorization: `other_${body}` }, 'unknown prefix')
+    await refused({ authorization: `mlo_${body}` }, 'a metlo body under the mlo prefix')
+    await refused({ authorization: metlo.slice(0, -1) }, 'too short')
+    await refused({ authorization: `${metlo}${'a'.repeat(5000)}` }, 'oversized header')
+    await refused({ authorization: `Bearer ${metlo} ${metlo}` }, 'two keys')
+    // A well-formed key (valid checksum) whose id is not in the database.
+    const { generateKey } = await import('../../lib/keys/key-text.js')
+    await refused({ authorization: generateKey('metlo').text }, 'unknown key id')
+  })
+
+  await t.test('the right key id with the wrong secret is refused', async () => {
+    const { crc32 } = await import('node:zlib')
+    const { encodeBase62 } = await import('../../lib/keys/base62.js')
+    const head = `${metlo.slice(0, 14)}${'A'.repeat(18)}`
+    await refused({ authorization: head + encodeBase62(crc32(head), 6) }, 'wrong secret, valid checksum')
+  })
+
+  await t.test('unknown URLs need a key too, so the route table stays private', async () => {
+    await refused({}, 'unknown url without a key', '/nowhere')
+    const res = await app.inject({ url: '/nowhere', headers: { authorization: metlo } })
+    t.equal(res.statusCode, 404)
+  })
+})
+
+t.test('a deleted key is refused on the very next request', async (t) => {
+  const app = await buildApp(t, { routes: (app) => app.get('/data', async () => ({ ok: true })) })
+  const admin = await createKey(app, 'admin')
+  const doomed = await createKey(app, 'doomed')
+  t.equal((await app.inject({ url: '/data', headers: { authorization: doomed } })).statusCode, 200)
+  const deleted = await app.inject({ method: 'DELETE', url: '/api/v1/keys/doomed/delete', headers: { authorization: admin } })
+  t.equal(deleted.statusCode, 200)
+  const after = await app.inject({ url: '/data', headers: { authorization: doomed } })
+  t.equal(after.statusCode, 401)
+  t.same(after.json(), UNAUTHORIZED)
+  t.equal((await app.inject({ url: '/data', headers: { authorization: admin } })).statusCode, 200, 'other keys unaffected')
+})
+
+t.test('a key deleted by its own request works for that request only', async (t) => {
+  const app = await buildApp(t)
+  const self = await createKey(app, 'self')
+  const res = await app.inject({ method: 'DELETE', url: '/api/v1/keys/self/delete', headers: { authorization: self } })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { status: 'OK' })
+  const next = await app.inject({ url: '/api/v1/keys/list', headers: { authorization: self } })
+  t.equal(next.statusCode, 401)
+})
+
+t.test('routes registered before the plugin are guarded too', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { default: keygate } = await import('../../lib/index.js')
+  const { openTestDatabase } = await import('../helpers/database.js')
+  const { FAST_ARGON2 } = await import('../helpers/app.js')
+  const database = await openTestDatabase()
+  const app = Fastify()
+  t.teardown(async () => { await app.close(); await database.close() })
+  app.get('/early', async () => ({ ok: true }))
+  await app.register(keygate, { db: database.db, schema: database.schema, argon2: FAST_ARGON2 })
+  await app.ready()
+  const res = await app.inject({ url: '/early' })
+  t.equal(res.statusCode, 401)
+  t.same(res.json(), UNAUTHORIZED)
+  const key = await createKey(app)
+  t.equal((await app.inject({ url: '/early', headers: { authorization: key } })).statusCode, 200)
+})
+
+t.test('config.apiKey is checked when the route is registered', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [true, /Invalid config\.apiKey on route GET \/bad: expected false or \{ scopes: \[\.\.\.\] \}/],
+    [{ scope: ['query'] }, /unknown property "scope"/],
+    [{ scopes: 'query' }, /scopes must be an array of non-empty strings/],
+    [{ scopes: [''] }, /scopes must be an array of non-empty strings/]
+  ]
+  for (const [apiKey, message] of cases) {
+    await t.rejects(buildApp(t, { routes: (app) => app.get('/bad', { config: { apiKey: apiKey as false } }, async () => 'x') }),
+      { code: 'FST_KEYGATE_INVALID_ROUTE_CONFIG', message }, JSON.stringify(apiKey))
+  }
+})
