@@ -13,7 +13,7 @@ import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
   const opts = resolveOptions(options)
-  const { db: connection, owned } = openDatabase(opts.db, (error) => fastify.log.warn({ err: error }, 'keygate: idle database connection lost'))
+  const { db: connection, owned } = openDatabase(opts.db, (error) => fastify.log.warn({ err: error }, 'keygate: database connection lost'))
   if (owned) fastify.addHook('onClose', async () => await connection.destroy())
   const db = opts.schema === undefined ? connection : connection.withSchema(opts.schema)
 

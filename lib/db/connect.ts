@@ -22,7 +22,10 @@ export function openDatabase (option: ResolvedOptions['db'], onPoolError: (error
   if (option instanceof Kysely) return { db: option as Kysely<KeygateDatabase>, owned: false }
   if (!('connectionString' in option)) return { db: option as Kysely<KeygateDatabase>, owned: false }
   const pool = new pg.Pool({ ...POOL_DEFAULTS, ...option.pool, connectionString: option.connectionString })
-  // An idle client losing its server emits 'error' on the pool; unhandled, it would end the process.
+  // A client that loses its server emits 'error': on the pool while idle, on the client itself while
+  // checked out (Kysely does not listen there). Unhandled, either would end the process; the query
+  // in flight fails on its own and becomes a 503.
   pool.on('error', onPoolError)
+  pool.on('connect', (client) => client.on('error', onPoolError))
   return { db: new Kysely<KeygateDatabase>({ dialect: new PostgresDialect({ pool }) }), owned: true }
 }

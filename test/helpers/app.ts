@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import keygate, { type KeygateOptions } from '../../lib/index.js'
-import { openTestDatabase } from './database.js'
+import { openTestDatabase, type TestDatabase } from './database.js'
 
 // Cheap argon2id so the suite stays fast; the production defaults are tested on their own.
 export const FAST_ARGON2 = { memoryCost: 256, timeCost: 1, parallelism: 1 }
@@ -15,6 +15,11 @@ export interface BuildOptions {
 
 /** A host app with keygate on a schema of its own, closed when the test ends. */
 export async function buildApp (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
+  return (await buildAppWithDatabase(t, options)).app
+}
+
+/** The same, with the database, for tests that look at what is stored. */
+export async function buildAppWithDatabase (t: Test, options: BuildOptions = {}): Promise<{ app: FastifyInstance, database: TestDatabase }> {
   const database = await openTestDatabase()
   const app = Fastify(options.fastify)
   t.teardown(async () => {
@@ -24,7 +29,7 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
   await app.register(keygate, { db: database.db, schema: database.schema, argon2: FAST_ARGON2, ...options.keygate })
   options.routes?.(app)
   await app.ready()
-  return app
+  return { app, database }
 }
 
 /** Creates a key through the programmatic API and returns its full text. */

@@ -1,0 +1,99 @@
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import Fastify from 'fastify'
+import pg from 'pg'
+import t from 'tap'
+import keygate from '../../lib/index.js'
+import { generateKey } from '../../lib/keys/key-text.js'
+import { FAST_ARGON2 } from '../helpers/app.js'
+import { DATABASE_URL, uniqueSchema } from '../helpers/database.js'
+import { captureLogs } from '../helpers/log-capture.js'
+
+const UNAVAILABLE = { error: 'service_unavailable', message: 'The API key store is unavailable. Try again shortly.' }
+// Nothing listens on port 1 of the loopback: connections are refused at once.
+const DEAD = 'postgres://postgres@127.0.0.1:1/keygate'
+
+t.test('a database that refuses connections: 503 on every path, no stack, no hang, no key in the log', async (t) => {
+  const logs = captureLogs()
+  const app = Fastify({ logger: logs.logger })
+  t.teardown(async () => await app.close())
+  await app.register(keygate, { db: { connectionString: DEAD }, migrate: false, argon2: FAST_ARGON2 })
+  app.get('/data', async () => ({ ok: true }))
+  await app.ready()
+  const key = generateKey('metlo').text
+
+  const auth = await app.inject({ url: '/data', headers: { authorization: key } })
+  t.equal(auth.statusCode, 503)
+  t.same(auth.json(), UNAVAILABLE)
+
+  const refused = await app.inject({ url: '/data', headers: { authorization: 'metlo_garbage' } })
+  t.equal(refused.statusCode, 401, 'a malformed key is refused before any I/O, database or not')
+
+  await t.rejects(app.keygate.createKey({ name: 'k' }), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE', statusCode: 503 })
+  await t.rejects(app.keygate.listKeys(), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE' })
+  await t.rejects(app.keygate.deleteKey('k'), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE' })
+  t.equal(logs.text().includes(key), false, 'the key text is not logged')
+  t.equal(logs.text().includes(key.slice(6)), false, 'nor its body')
+  t.match(logs.text(), /The API key store is unavailable/)
+})
+
+t.test('migrating against a database that is down fails ready() with the coded error, and does not hang', async (t) => {
+  const app = Fastify()
+  // Not awaited: awaiting register would load the plugin and throw here rather than in ready().
+  void app.register(keygate, { db: { connectionString: DEAD }, argon2: FAST_ARGON2 })
+  await t.rejects(app.ready(), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE' })
+})
+
+/** A TCP relay to PostgreSQL that the test can cut and restore, standing for the database going away. */
+async function relay (target: URL): Promise<{ port: number, cut: () => Promise<void>, restore: () => Promise<void>, close: () => Promise<void> }> {
+  let server: Server | undefined
+  let port = 0
+  const sockets = new Set<Socket>()
+  const listen = async () => {
+    server = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname)
+      for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => s.destroy()) }
+      client.pipe(upstream).pipe(client)
+    })
+    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve))
+    port = (server!.address() as { port: number }).port
+  }
+  const cut = async () => {
+    for (const s of sockets) s.destroy()
+    await new Promise<void>((resolve) => server!.close(() => resolve()))
+  }
+  await listen()
+  return { port, cut, restore: listen, close: cut }
+}
+
+t.test('the plugin recovers when the database comes back', { skip: DATABASE_URL === undefined ? 'needs DATABASE_URL (a PostgreSQL server to cut off)' : false }, async (t) => {
+  const target = new URL(DATABASE_URL!)
+  const proxy = await relay(target)
+  const through = new URL(DATABASE_URL!)
+  through.hostname = '127.0.0.1'
+  through.port = String(proxy.port)
+  const app = Fastify()
+  const schema = uniqueSchema()
+  t.teardown(async () => {
+    await app.close()
+    const admin = new pg.Client({ connectionString: DATABASE_URL })
+    await admin.connect()
+    await admin.query(`drop schema if exists "${schema}" cascade`)
+    await admin.end()
+  })
+  await app.register(keygate, { db: { connectionString: through.href, pool: { connectionTimeoutMillis: 1000 } }, schema, argon2: FAST_ARGON2 })
+  app.get('/data', async () => ({ ok: true }))
+  await app.ready()
+  const { apiKey } = await app.keygate.createKey({ name: 'survivor' })
+  t.equal((await app.inject({ url: '/data', headers: { authorization: apiKey } })).statusCode, 200)
+
+  await proxy.cut()
+  const down = await app.inject({ url: '/data', headers: { authorization: apiKey } })
+  t.equal(down.statusCode, 503)
+  t.same(down.json(), UNAVAILABLE)
+
+  await proxy.restore()
+  const up = await app.inject({ url: '/data', headers: { authorization: apiKey } })
+  t.equal(up.statusCode, 200, 'served again once the database is back')
+  t.same(up.json(), { ok: true })
+  await proxy.close()
+})
