@@ -1,0 +1,84 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+
+const FIRST_KEY = /^First API key \(shown once\): (metlo_[0-9A-Za-z]{32})$/m
+const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/
+
+interface Running { child: ChildProcess, url: string, stdout: () => string }
+
+/** Runs the example server as `npm start` does, on PGlite, on a free port. */
+async function start (dataDir: string): Promise<Running> {
+  const env = { ...process.env, PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: dataDir }
+  delete env.DATABASE_URL
+  delete env.REDIS_URL
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000)
+    child.stdout!.on('data', () => {
+      const match = LISTENING.exec(out)
+      if (match !== null) { clearTimeout(timer); resolve(match[1]!) }
+    })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${out}`)) })
+  })
+  return { child, url, stdout: () => out }
+}
+
+async function stop (running: Running): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => running.child.once('exit', resolve))
+  running.child.kill('SIGTERM')
+  return await exited
+}
+
+t.test('npm start: prints a first key once, then serves the example routes with it', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'keygate-example-'))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+
+  const first = await start(dataDir)
+  t.teardown(() => { first.child.kill('SIGKILL') })
+  const key = FIRST_KEY.exec(first.stdout())?.[1]
+  t.ok(key, 'the first key is printed on its own line')
+  t.equal(first.stdout().split(key!).length, 2, 'exactly once, and not in any log line')
+
+  const health = await fetch(`${first.url}/health`)
+  t.equal(health.status, 200)
+  t.same(await health.json(), { status: 'ok' })
+
+  const anonymous = await fetch(`${first.url}/api/v1/endpoints`)
+  t.equal(anonymous.status, 401)
+  t.equal(anonymous.headers.get('www-authenticate'), 'Bearer')
+  t.same(await anonymous.json(), { error: 'unauthorized', message: 'Client unauthorized' })
+
+  const endpoints = await fetch(`${first.url}/api/v1/endpoints`, { headers: { authorization: key! } })
+  t.equal(endpoints.status, 200)
+  t.same(await endpoints.json(), { key: `metlo.${key!.slice(6, 14)}`, endpoints: ['/v1/federate', '/v1/connectors'] })
+
+  const federate = await fetch(`${first.url}/v1/federate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key!}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'What was the auth decision?' })
+  })
+  t.equal(federate.status, 200)
+  t.same(await federate.json(), { query: 'What was the auth decision?', answer: 'federated' })
+
+  const created = await fetch(`${first.url}/api/v1/keys/create`, {
+    method: 'POST',
+    headers: { authorization: key!, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'my-api-key', keyFor: 'GENERIC' })
+  })
+  t.equal(created.status, 200)
+  t.equal(await stop(first), 0, 'SIGTERM closes the server cleanly')
+
+  const second = await start(dataDir)
+  t.teardown(() => { second.child.kill('SIGKILL') })
+  t.notMatch(second.stdout(), /First API key/, 'with keys on disk, no new key is made or printed')
+  const list = await fetch(`${second.url}/api/v1/keys/list`, { headers: { authorization: key! } })
+  t.equal(list.status, 200)
+  t.same((await list.json()).map((k: { name: string }) => k.name), ['bootstrap', 'my-api-key'], 'PGLITE_DIR kept the keys')
+  t.equal(await stop(second), 0)
+})
