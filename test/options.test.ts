@@ -52,7 +52,7 @@ t.test('a bad option fails ready() with a coded error naming the option', async 
   for (const [label, overrides, message] of cases) {
     const app = Fastify()
     void app.register(keygate, { db, ...overrides } as KeygateOptions)
-    await t.rejects(app.ready(), { code: 'FST_KEYGATE_INVALID_OPTION', message }, label)
+    await t.rejects(async () => await app.ready(), { code: 'FST_KEYGATE_INVALID_OPTION', message }, label)
     await app.close()
   }
 })

@@ -11,7 +11,7 @@ t.test('the programmatic API validates like the routes and throws coded errors',
   await app.keygate.createKey(input)
   t.same(input, { name: 'untouched' }, 'the caller\'s object is not changed')
 
-  const cases: Array<[unknown, object]> = [
+  const cases: Array<[unknown, { code: string, statusCode?: number, message?: string }]> = [
     [{ name: 'third' }, { code: 'FST_KEYGATE_KEY_LIMIT_REACHED', statusCode: 400 }],
     [{}, { code: 'FST_KEYGATE_KEY_NAME_REQUIRED', statusCode: 400, message: 'Key name is required.' }],
     [undefined, { code: 'FST_KEYGATE_KEY_NAME_REQUIRED' }],

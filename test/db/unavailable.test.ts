@@ -40,7 +40,7 @@ t.test('migrating against a database that is down fails ready() with the coded e
   const app = Fastify()
   // Not awaited: awaiting register would load the plugin and throw here rather than in ready().
   void app.register(keygate, { db: { connectionString: DEAD }, argon2: FAST_ARGON2 })
-  await t.rejects(app.ready(), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE' })
+  await t.rejects(async () => await app.ready(), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE' })
 })
 
 /** A TCP relay to PostgreSQL that the test can cut and restore, standing for the database going away. */

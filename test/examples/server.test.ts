@@ -11,7 +11,7 @@ interface Running { child: ChildProcess, url: string, stdout: () => string }
 
 /** Runs the example server as `npm start` does, on PGlite, on a free port. */
 async function start (dataDir: string): Promise<Running> {
-  const env = { ...process.env, PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: dataDir }
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: dataDir }
   delete env.DATABASE_URL
   delete env.REDIS_URL
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -79,6 +79,6 @@ t.test('npm start: prints a first key once, then serves the example routes with 
   t.notMatch(second.stdout(), /First API key/, 'with keys on disk, no new key is made or printed')
   const list = await fetch(`${second.url}/api/v1/keys/list`, { headers: { authorization: key! } })
   t.equal(list.status, 200)
-  t.same((await list.json()).map((k: { name: string }) => k.name), ['bootstrap', 'my-api-key'], 'PGLITE_DIR kept the keys')
+  t.same(((await list.json()) as Array<{ name: string }>).map((k: { name: string }) => k.name), ['bootstrap', 'my-api-key'], 'PGLITE_DIR kept the keys')
   t.equal(await stop(second), 0)
 })
