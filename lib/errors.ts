@@ -57,10 +57,47 @@ export const KeyNotFoundError = createError<[string]>(
   404
 )
 
+// Permissions and limits: texts exactly as the Metalogue API documents them.
+export const InsufficientScopeError = createError<[string]>(
+  'FST_KEYGATE_INSUFFICIENT_SCOPE',
+  'API key lacks required permission: %s',
+  403
+)
+export const RateLimitExceededError = createError<[number]>(
+  'FST_KEYGATE_RATE_LIMIT_EXCEEDED',
+  'Rate limit exceeded. Retry after %s seconds.',
+  429
+)
+export const ScopeInvalidError = createError<[string, string]>(
+  'FST_KEYGATE_SCOPE_INVALID',
+  'Unknown scope "%s". Allowed: %s',
+  400
+)
+export const PlanInvalidError = createError<[string]>(
+  'FST_KEYGATE_PLAN_INVALID',
+  'The plan must be one of the following: %s',
+  400
+)
+export const RateLimitInvalidError = createError(
+  'FST_KEYGATE_RATE_LIMIT_INVALID',
+  'rateLimit takes perMinute and/or perHour, each a positive integer.',
+  400
+)
+export const RateLimitRequiredError = createError<[string]>(
+  'FST_KEYGATE_RATE_LIMIT_REQUIRED',
+  'Plan %s has no limits of its own: set rateLimit.perMinute and/or rateLimit.perHour.',
+  400
+)
+
 // Infrastructure.
 export const ServiceUnavailableError = createError(
   'FST_KEYGATE_SERVICE_UNAVAILABLE',
   'The API key store is unavailable. Try again shortly.',
+  503
+)
+export const RateLimitStoreUnavailableError = createError(
+  'FST_KEYGATE_SERVICE_UNAVAILABLE',
+  'The rate-limit store is unavailable. Try again shortly.',
   503
 )
 

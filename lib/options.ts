@@ -1,9 +1,15 @@
 import { randomBytes } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
+import { DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
 import { InvalidOptionError } from './errors.js'
 import { type Argon2Options, OWASP_ARGON2 } from './keys/hasher.js'
 import { MAX_PREFIX_LENGTH } from './keys/key-text.js'
+import { HEADER_STYLES, type HeaderStyle } from './ratelimit/headers.js'
+import type { OnStoreError } from './ratelimit/limiter.js'
+import { DEFAULT_PLANS, hasLimits, type Plan } from './ratelimit/plans.js'
+import type { RateLimitStore } from './ratelimit/store.js'
 
 /** A connection string the plugin turns into a pg pool that it owns and closes. */
 export interface ConnectionOptions {
@@ -40,6 +46,32 @@ export interface KeygateOptions {
   secret?: string | Buffer
   /** argon2id parameters for new keys. Default OWASP's m=19456 KiB, t=2, p=1. */
   argon2?: Partial<Argon2Options>
+  /**
+   * The permission vocabulary. Keys hold `*`, scopes from it, or `<namespace>:*`. `keys:read` and
+   * `keys:write` are always added (the management routes need them).
+   * Default: query, federate, connector:read, connector:write, audit:read, audit:export, keys:read, keys:write.
+   */
+  scopes?: readonly string[]
+  /**
+   * Plans by name, each `{ perMinute?, perHour? }`. A plan with neither takes its limits from each key.
+   * Default: free 60/min and 1,000/h; pro 300/min and 10,000/h; enterprise per key.
+   */
+  plans?: Record<string, Plan>
+  /** The plan of a key created without one. It must set limits. Default `free`. */
+  defaultPlan?: string
+  /** Rate-limit fields on responses: `x-ratelimit`, `ietf` (the IETF draft's) or `both`. Default `x-ratelimit`. */
+  headers?: HeaderStyle
+  /** When the rate-limit store fails or times out: `allow` the request (logged at most once a minute) or `deny` it with 503. Default `allow`. */
+  onStoreError?: OnStoreError
+  /**
+   * An ioredis client for the rate-limit counters. Default: `fastify.redis` when @fastify/redis is
+   * registered before this plugin; otherwise counters stay in this process.
+   */
+  redis?: Redis | Cluster
+  /** Longest wait for Redis, in ms, before `onStoreError` applies. Default 250. */
+  redisTimeout?: number
+  /** Another rate-limit store; replaces both built-in ones. */
+  rateLimitStore?: RateLimitStore
   /** The clock, in milliseconds since the epoch. Default `Date.now`. For tests. */
   now?: () => number
 }
@@ -54,6 +86,14 @@ export interface ResolvedOptions {
   readonly maxKeys: number
   readonly secret: Buffer
   readonly argon2: Readonly<Argon2Options>
+  readonly scopes: readonly string[]
+  readonly plans: Readonly<Record<string, Readonly<Plan>>>
+  readonly defaultPlan: string
+  readonly headers: HeaderStyle
+  readonly onStoreError: OnStoreError
+  readonly redis: Redis | Cluster | undefined
+  readonly redisTimeout: number
+  readonly rateLimitStore: RateLimitStore | undefined
   readonly now: () => number
 }
 
@@ -62,7 +102,11 @@ export const DEFAULTS = Object.freeze({
   prefixes: Object.freeze(['metlo', 'mlo']),
   routePrefix: '/api/v1/keys',
   routes: true,
-  maxKeys: 50
+  maxKeys: 50,
+  defaultPlan: 'free',
+  headers: 'x-ratelimit' as HeaderStyle,
+  onStoreError: 'allow' as OnStoreError,
+  redisTimeout: 250
 })
 
 const PREFIX_PATTERN = new RegExp(`^[a-z][a-z0-9]{0,${MAX_PREFIX_LENGTH - 1}}$`)
@@ -139,6 +183,56 @@ function resolveArgon2 (argon2: unknown): Readonly<Argon2Options> {
   return Object.freeze(merged)
 }
 
+function resolveScopes (scopes: unknown): readonly string[] {
+  if (!Array.isArray(scopes)) fail('scopes', 'expected an array of scope names')
+  for (const scope of scopes) {
+    if (typeof scope !== 'string' || !SCOPE_PATTERN.test(scope)) {
+      fail('scopes', `"${String(scope)}" must be lower-case words joined by ":", like connector:read`)
+    }
+  }
+  return Object.freeze([...new Set([...scopes as string[], KEYS_READ, KEYS_WRITE])])
+}
+
+const PLAN_NAME = /^[a-z][a-z0-9_-]*$/
+
+function resolvePlans (plans: unknown): Readonly<Record<string, Readonly<Plan>>> {
+  if (typeof plans !== 'object' || plans === null || Object.keys(plans).length === 0) fail('plans', 'expected { name: { perMinute?, perHour? } }')
+  const resolved: Record<string, Readonly<Plan>> = {}
+  for (const [name, plan] of Object.entries(plans)) {
+    if (!PLAN_NAME.test(name)) fail('plans', `plan name "${name}" must be lower-case letters, digits, - and _`)
+    if (typeof plan !== 'object' || plan === null) fail(`plans.${name}`, 'expected { perMinute?, perHour? }')
+    for (const property of Object.keys(plan)) {
+      if (property !== 'perMinute' && property !== 'perHour') fail(`plans.${name}`, `unknown property "${property}"`)
+      resolvePositiveInteger(`plans.${name}.${property}`, (plan as Record<string, unknown>)[property])
+    }
+    resolved[name] = Object.freeze({ ...plan as Plan })
+  }
+  return Object.freeze(resolved)
+}
+
+function resolveDefaultPlan (defaultPlan: unknown, plans: Readonly<Record<string, Readonly<Plan>>>): string {
+  if (typeof defaultPlan !== 'string' || !Object.hasOwn(plans, defaultPlan)) fail('defaultPlan', `expected one of ${Object.keys(plans).join(', ')}`)
+  if (!hasLimits(plans[defaultPlan] as Plan)) fail('defaultPlan', `plan "${defaultPlan}" sets no limits; a default plan must`)
+  return defaultPlan
+}
+
+function resolveOneOf<T extends string> (option: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) fail(option, `expected one of ${allowed.join(', ')}`)
+  return value as T
+}
+
+function resolveRedis (redis: unknown): Redis | Cluster | undefined {
+  if (redis === undefined) return undefined
+  if (typeof redis !== 'object' || redis === null || typeof (redis as Redis).defineCommand !== 'function') fail('redis', 'expected an ioredis client')
+  return redis as Redis
+}
+
+function resolveStore (store: unknown): RateLimitStore | undefined {
+  if (store === undefined) return undefined
+  if (typeof store !== 'object' || store === null || typeof (store as RateLimitStore).consume !== 'function') fail('rateLimitStore', 'expected an object with consume()')
+  return store as RateLimitStore
+}
+
 function resolveBoolean (option: string, value: unknown): boolean {
   if (typeof value !== 'boolean') fail(option, 'expected true or false')
   return value
@@ -149,6 +243,7 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options', 'expected an object')
   const now = options.now ?? Date.now
   if (typeof now !== 'function') fail('now', 'expected a function returning milliseconds since the epoch')
+  const plans = resolvePlans(options.plans ?? DEFAULT_PLANS)
   return Object.freeze({
     db: resolveDb(options.db),
     schema: resolveSchema(options.schema),
@@ -159,6 +254,14 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     maxKeys: resolvePositiveInteger('maxKeys', options.maxKeys ?? DEFAULTS.maxKeys),
     secret: resolveSecret(options.secret),
     argon2: resolveArgon2(options.argon2),
+    scopes: resolveScopes(options.scopes ?? DEFAULT_SCOPES),
+    plans,
+    defaultPlan: resolveDefaultPlan(options.defaultPlan ?? DEFAULTS.defaultPlan, plans),
+    headers: resolveOneOf('headers', options.headers ?? DEFAULTS.headers, HEADER_STYLES),
+    onStoreError: resolveOneOf<OnStoreError>('onStoreError', options.onStoreError ?? DEFAULTS.onStoreError, ['allow', 'deny']),
+    redis: resolveRedis(options.redis),
+    redisTimeout: resolvePositiveInteger('redisTimeout', options.redisTimeout ?? DEFAULTS.redisTimeout),
+    rateLimitStore: resolveStore(options.rateLimitStore),
     now
   })
 }

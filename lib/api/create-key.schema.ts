@@ -6,7 +6,10 @@ import {
   KeyForInvalidError,
   KeyNameInvalidError,
   KeyNameRequiredError,
-  KeyPrefixInvalidError
+  KeyPrefixInvalidError,
+  PlanInvalidError,
+  RateLimitInvalidError,
+  ScopeInvalidError
 } from '../errors.js'
 
 export const MAX_NAME_LENGTH = 128
@@ -14,8 +17,19 @@ export const MAX_NAME_LENGTH = 128
 // No C0 or C1 control characters (newlines, escapes, NUL): names end up in logs and terminals.
 const NAME_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f]*$'
 
+/** What a create may choose from: the configured prefixes, scopes and plans. */
+export interface CreateKeyChoices {
+  prefixes: readonly string[]
+  /** `*`, the vocabulary and its `namespace:*` wildcards. */
+  grantableScopes: readonly string[]
+  plans: readonly string[]
+}
+
+const ALLOWED_PROPERTIES = 'name, keyFor, prefix, scopes, plan, rateLimit'
+
 /** The body of a create, for the route and for `keygate.createKey` alike. */
-export function createKeyBodySchema (prefixes: readonly string[]) {
+export function createKeyBodySchema ({ prefixes, grantableScopes, plans }: CreateKeyChoices) {
+  const positiveInteger = { type: 'integer', minimum: 1, maximum: 2_147_483_647 }
   return {
     type: 'object',
     additionalProperties: false,
@@ -23,7 +37,15 @@ export function createKeyBodySchema (prefixes: readonly string[]) {
     properties: {
       name: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN },
       keyFor: { type: 'string', enum: [...KEY_TYPES], default: 'GENERIC' },
-      prefix: { type: 'string', enum: [...prefixes] }
+      prefix: { type: 'string', enum: [...prefixes] },
+      scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: [...grantableScopes] } },
+      plan: { type: 'string', enum: [...plans] },
+      rateLimit: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: { perMinute: positiveInteger, perHour: positiveInteger }
+      }
     }
   } as const
 }
@@ -36,25 +58,45 @@ export function createStrictAjv (): Ajv {
   return new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: true })
 }
 
+// Scope names are echoed back in the 400; a longer one is cut so the message stays readable.
+const MAX_ECHOED_SCOPE = 64
+
 /** Turns the first validation failure into the coded error the contract names for it. */
-export function createKeyValidationError (body: unknown, errors: readonly ErrorObject[], prefixes: readonly string[]): FastifyError {
+export function createKeyValidationError (body: unknown, errors: readonly ErrorObject[], choices: CreateKeyChoices): FastifyError {
   // No body at all is a create without a name.
   if (body === undefined || body === null) return new KeyNameRequiredError()
   const [first] = errors
   if (first === undefined) return new InvalidRequestError('Request body is invalid.')
-  const field = first.keyword === 'required' ? String(first.params.missingProperty) : first.instancePath.slice(1)
+  const path = first.instancePath.split('/').slice(1)
+  const field = first.keyword === 'required' ? String(first.params.missingProperty) : path[0]
   switch (field) {
     case 'name':
       return first.keyword === 'required' || first.keyword === 'minLength' ? new KeyNameRequiredError() : new KeyNameInvalidError()
     case 'keyFor':
       return new KeyForInvalidError()
     case 'prefix':
-      return new KeyPrefixInvalidError(prefixes.join(', '))
+      return new KeyPrefixInvalidError(choices.prefixes.join(', '))
+    case 'plan':
+      return new PlanInvalidError(choices.plans.join(', '))
+    case 'rateLimit':
+      return new RateLimitInvalidError()
+    case 'scopes':
+      return scopesError(body, path[1], first.keyword, choices)
   }
   if (first.keyword === 'additionalProperties') {
-    return new InvalidRequestError('Unknown property in request body. Allowed: name, keyFor, prefix.')
+    return new InvalidRequestError(`Unknown property in request body. Allowed: ${ALLOWED_PROPERTIES}.`)
   }
   return new InvalidRequestError('Request body must be a JSON object.')
+}
+
+function scopesError (body: unknown, index: string | undefined, keyword: string, choices: CreateKeyChoices): FastifyError {
+  if (index === undefined) {
+    const problem = keyword === 'uniqueItems' ? 'must not repeat a scope' : 'must be a non-empty array of scope names'
+    return new InvalidRequestError(`scopes ${problem}.`)
+  }
+  const scope = (body as { scopes: unknown[] }).scopes[Number(index)]
+  const shown = typeof scope === 'string' ? scope.slice(0, MAX_ECHOED_SCOPE) : JSON.stringify(scope)
+  return new ScopeInvalidError(shown, choices.grantableScopes.join(', '))
 }
 
 export type CreateKeyValidator = ValidateFunction

@@ -1,11 +1,14 @@
 import type { Kysely } from 'kysely'
+import type { AuthenticatedKey } from '../auth/authenticator.js'
+import { FULL_ACCESS, firstMissing } from '../auth/scopes.js'
 import type { KeygateDatabase, KeyType } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
-import { KeyLimitReachedError, KeyNameTakenError, KeyNotFoundError } from '../errors.js'
+import { KeyLimitReachedError, KeyNameTakenError, KeyNotFoundError, RateLimitRequiredError } from '../errors.js'
+import { insufficientScope } from '../http/send-error.js'
 import type { KeyHasher } from '../keys/hasher.js'
-import { generateKey, keyIdentifier } from '../keys/key-text.js'
+import { generateKey } from '../keys/key-text.js'
+import { effectiveLimits, hasLimits, type Limits, type Plan } from '../ratelimit/plans.js'
 import {
-  type ApiKeyListing,
   countLiveKeys,
   deleteLiveKeyByName,
   insertKey,
@@ -13,7 +16,10 @@ import {
   liveNameExists,
   lockForCreate
 } from '../repositories/api-key.repository.js'
-import { createKeyBodySchema, createKeyValidationError, createStrictAjv } from './create-key.schema.js'
+import { type CreateKeyChoices, createKeyBodySchema, createKeyValidationError, createStrictAjv } from './create-key.schema.js'
+import { type KeyInfo, toKeyInfo } from './key-info.js'
+
+export type { KeyInfo }
 
 export interface CreateKeyInput {
   /** Unique among live keys; 1 to 128 characters, no control characters. */
@@ -22,16 +28,17 @@ export interface CreateKeyInput {
   keyFor?: KeyType
   /** One of the configured prefixes. Default: the first configured prefix. */
   prefix?: string
+  /** `*`, scopes of the vocabulary, or `namespace:*`. Default `['*']` (full access). */
+  scopes?: string[]
+  /** One of the configured plans. Default: the `defaultPlan` option. */
+  plan?: string
+  /** This key's own limits, in place of its plan's. Required on a plan without limits. */
+  rateLimit?: Partial<Limits>
 }
 
-/** A key as listings show it: metadata only. */
-export interface KeyInfo {
-  name: string
-  /** `<prefix>.<key id>`: public. */
-  identifier: string
-  /** ISO 8601, UTC. */
-  created: string
-  for: KeyType
+export interface CreateKeyOptions {
+  /** The key asking for the new one: it cannot grant a permission it lacks (403). */
+  requestedBy?: Pick<AuthenticatedKey, 'scopes'>
 }
 
 export interface CreatedKey extends KeyInfo {
@@ -41,7 +48,7 @@ export interface CreatedKey extends KeyInfo {
 
 /** `fastify.keygate`: what the management routes call, for hosts that provision keys from code. */
 export interface KeygateApi {
-  createKey (input: CreateKeyInput): Promise<CreatedKey>
+  createKey (input: CreateKeyInput, options?: CreateKeyOptions): Promise<CreatedKey>
   /** Every live key, oldest first. */
   listKeys (): Promise<KeyInfo[]>
   /** Live ONBOARDING keys, newest first. */
@@ -58,7 +65,9 @@ export interface KeygateApiDeps {
   /** Runs the migrations; it needs the unscoped connection and the schema name. */
   migrate: () => Promise<void>
   hasher: KeyHasher
-  prefixes: readonly string[]
+  choices: CreateKeyChoices
+  defaultPlan: string
+  planOf: (name: string) => Plan
   maxKeys: number
   now: () => number
   /** Called after a delete, so authentication forgets the key at once. */
@@ -68,40 +77,53 @@ export interface KeygateApiDeps {
 // Eight characters of base62 make a collision rare; a few draws make it irrelevant.
 const MAX_ID_DRAWS = 5
 
-function toKeyInfo (row: ApiKeyListing): KeyInfo {
-  return {
-    name: row.name,
-    identifier: keyIdentifier(row.prefix, row.id),
-    created: row.created_at.toISOString(),
-    for: row.key_for
-  }
-}
-
 export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
-  const { db, hasher, prefixes, maxKeys, now } = deps
-  const validateCreate = createStrictAjv().compile(createKeyBodySchema(prefixes))
+  const { db, hasher, choices, maxKeys, now, planOf } = deps
+  const validateCreate = createStrictAjv().compile(createKeyBodySchema(choices))
+  const info = (row: Parameters<typeof toKeyInfo>[0]): KeyInfo => toKeyInfo(row, planOf)
 
-  async function createKey (input: CreateKeyInput): Promise<CreatedKey> {
+  async function createKey (input: CreateKeyInput, options: CreateKeyOptions = {}): Promise<CreatedKey> {
     // Validate a copy: Ajv fills in defaults, and the caller's object is theirs.
     const body = typeof input === 'object' && input !== null ? { ...input } : input
-    if (!validateCreate(body)) throw createKeyValidationError(body, validateCreate.errors ?? [], prefixes)
-    const { name, keyFor = 'GENERIC', prefix = prefixes[0] as string } = body as CreateKeyInput
+    if (!validateCreate(body)) throw createKeyValidationError(body, validateCreate.errors ?? [], choices)
+    const {
+      name,
+      keyFor = 'GENERIC',
+      prefix = choices.prefixes[0] as string,
+      scopes = [FULL_ACCESS],
+      plan = deps.defaultPlan,
+      rateLimit = {}
+    } = body as CreateKeyInput
+    if (options.requestedBy !== undefined) {
+      const missing = firstMissing(options.requestedBy.scopes, scopes)
+      if (missing !== undefined) throw insufficientScope(missing)
+    }
+    if (!hasLimits(effectiveLimits(planOf(plan), rateLimit))) throw new RateLimitRequiredError(plan)
 
     // Hash before the transaction: argon2 takes tens of milliseconds and must not hold the lock.
     let key = generateKey(prefix)
     let hash = await hasher.hash(key.text)
-    const created = new Date(now())
+    const row = {
+      prefix,
+      name,
+      key_for: keyFor,
+      created_at: new Date(now()),
+      scopes,
+      plan,
+      rate_limit_per_minute: rateLimit.perMinute ?? null,
+      rate_limit_per_hour: rateLimit.perHour ?? null
+    }
     await whileAvailable(() => db.transaction().execute(async (trx) => {
       await lockForCreate(trx)
       if (await liveNameExists(trx, name)) throw new KeyNameTakenError(name)
       if (await countLiveKeys(trx) >= maxKeys) throw new KeyLimitReachedError(maxKeys)
-      for (let draw = 1; !(await insertKey(trx, { id: key.keyId, prefix, name, key_for: keyFor, hash, created_at: created })); draw++) {
+      for (let draw = 1; !(await insertKey(trx, { ...row, id: key.keyId, hash })); draw++) {
         if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
         key = generateKey(prefix)
         hash = await hasher.hash(key.text)
       }
     }))
-    return { apiKey: key.text, name, identifier: key.identifier, created: created.toISOString(), for: keyFor }
+    return { apiKey: key.text, ...info({ ...row, id: key.keyId }) }
   }
 
   async function deleteKey (name: string): Promise<void> {
@@ -112,9 +134,9 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
 
   return {
     createKey,
-    listKeys: async () => (await whileAvailable(() => listLiveKeys(db))).map(toKeyInfo),
+    listKeys: async () => (await whileAvailable(() => listLiveKeys(db))).map(info),
     listOnboardingKeys: async () =>
-      (await whileAvailable(() => listLiveKeys(db, { keyFor: 'ONBOARDING', newestFirst: true }))).map(toKeyInfo),
+      (await whileAvailable(() => listLiveKeys(db, { keyFor: 'ONBOARDING', newestFirst: true }))).map(info),
     deleteKey,
     migrate: () => whileAvailable(deps.migrate)
   }

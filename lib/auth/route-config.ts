@@ -7,8 +7,11 @@ export interface RouteApiKeyConfig {
   scopes?: readonly string[]
 }
 
-/** Checks a route's `config.apiKey` when the route is registered, so a mistake fails at startup. */
-export function validateRouteConfig (routeOptions: RouteOptions): void {
+/**
+ * Checks a route's `config.apiKey` when the route is registered, so a mistake (a typo in a
+ * scope) fails at startup rather than at the first request.
+ */
+export function validateRouteConfig (routeOptions: RouteOptions, vocabulary: readonly string[]): void {
   const setting: unknown = routeOptions.config?.apiKey
   if (setting === undefined || setting === false) return
   const where = `${String(routeOptions.method)} ${routeOptions.url}`
@@ -22,5 +25,10 @@ export function validateRouteConfig (routeOptions: RouteOptions): void {
   if (scopes !== undefined &&
     (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string' && scope !== ''))) {
     throw new InvalidRouteConfigError(where, 'scopes must be an array of non-empty strings')
+  }
+  for (const scope of scopes ?? []) {
+    if (!vocabulary.includes(scope)) {
+      throw new InvalidRouteConfigError(where, `unknown scope "${scope}"; the vocabulary is ${vocabulary.join(', ')}`)
+    }
   }
 }

@@ -16,6 +16,12 @@ export interface ApiKeyTable {
   deleted_at: Date | null
   /** Row sequence: orders keys created within the same millisecond. */
   seq: Generated<string>
+  /** `*` or scopes of the vocabulary (`namespace:*` allowed). */
+  scopes: string[]
+  plan: string
+  /** Per-key limits; null takes the plan's. */
+  rate_limit_per_minute: number | null
+  rate_limit_per_hour: number | null
 }
 
 export interface KeygateDatabase {

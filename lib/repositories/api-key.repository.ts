@@ -4,9 +4,9 @@ import type { ApiKeyRow, KeygateDatabase, KeyType, NewApiKeyRow } from '../db/sc
 type Db = Kysely<KeygateDatabase>
 
 /** What a listing shows: never the hash. */
-export type ApiKeyListing = Pick<ApiKeyRow, 'id' | 'prefix' | 'name' | 'key_for' | 'created_at'>
+export type ApiKeyListing = Omit<ApiKeyRow, 'hash' | 'deleted_at' | 'seq'>
 
-const LISTING_COLUMNS = ['id', 'prefix', 'name', 'key_for', 'created_at'] as const
+const LISTING_COLUMNS = ['id', 'prefix', 'name', 'key_for', 'created_at', 'scopes', 'plan', 'rate_limit_per_minute', 'rate_limit_per_hour'] as const
 
 // One advisory lock serialises every create, so the limit and the name check cannot race.
 const CREATE_LOCK = sql`select pg_advisory_xact_lock(hashtext('fastify-keygate:create'))`

@@ -1,28 +1,41 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { createKeyBodySchema, createKeyValidationError, createStrictAjv } from '../api/create-key.schema.js'
+import { type CreateKeyChoices, createKeyBodySchema, createKeyValidationError, createStrictAjv } from '../api/create-key.schema.js'
 import type { CreateKeyInput, KeygateApi } from '../api/keygate-api.js'
+import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { KEY_TYPES } from '../db/schema.js'
 import { isKeygateError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
 
 export interface KeyRoutesOptions {
   api: KeygateApi
-  prefixes: readonly string[]
+  choices: CreateKeyChoices
 }
+
+const limitSchema = { type: ['integer', 'null'] } as const
 
 const keyInfoProperties = {
   name: { type: 'string' },
   identifier: { type: 'string' },
   created: { type: 'string', format: 'date-time' },
-  for: { type: 'string', enum: [...KEY_TYPES] }
+  for: { type: 'string', enum: [...KEY_TYPES] },
+  scopes: { type: 'array', items: { type: 'string' } },
+  plan: { type: 'string' },
+  limits: {
+    type: 'object',
+    required: ['perMinute', 'perHour'],
+    properties: { perMinute: limitSchema, perHour: limitSchema }
+  }
 } as const
 
 const keyInfoSchema = {
   type: 'object',
-  required: ['name', 'identifier', 'created', 'for'],
+  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits'],
   properties: keyInfoProperties
 } as const
+
+const canRead = { apiKey: { scopes: [KEYS_READ] } }
+const canWrite = { apiKey: { scopes: [KEYS_WRITE] } }
 
 const errorSchema = {
   type: 'object',
@@ -33,13 +46,13 @@ const errorSchema = {
 const DELETE_SUFFIX = '/delete'
 
 /** The four management routes of the Metlo API. */
-export async function keyRoutes (fastify: FastifyInstance, { api, prefixes }: KeyRoutesOptions): Promise<void> {
+export async function keyRoutes (fastify: FastifyInstance, { api, choices }: KeyRoutesOptions): Promise<void> {
   // Strict, like keygate.createKey: no coercion, unknown properties refused (Fastify's default drops them).
   const ajv = createStrictAjv()
   fastify.setValidatorCompiler(({ schema }) => ajv.compile(schema))
   fastify.setErrorHandler(function keyRoutesErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     if (isKeygateError(error)) return sendError(reply, error)
-    if (error.validation !== undefined) return sendError(reply, createKeyValidationError(request.body, error.validation, prefixes))
+    if (error.validation !== undefined) return sendError(reply, createKeyValidationError(request.body, error.validation, choices))
     const status = error.statusCode ?? 500
     if (status >= 500) throw error
     // Fastify's own 4xx (bad JSON, wrong content type, body too large) in the contract's shape.
@@ -48,8 +61,9 @@ export async function keyRoutes (fastify: FastifyInstance, { api, prefixes }: Ke
   })
 
   fastify.post('/create', {
+    config: canWrite,
     schema: {
-      body: createKeyBodySchema(prefixes),
+      body: createKeyBodySchema(choices),
       response: {
         200: {
           type: 'object',
@@ -59,19 +73,22 @@ export async function keyRoutes (fastify: FastifyInstance, { api, prefixes }: Ke
         '4xx': errorSchema
       }
     }
-  }, async (request) => await api.createKey(request.body as CreateKeyInput))
+  }, async (request) => await api.createKey(request.body as CreateKeyInput, { requestedBy: request.apiKey ?? undefined }))
 
   fastify.get('/list', {
+    config: canRead,
     schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
   }, async () => await api.listKeys())
 
   fastify.get('/onboarding', {
+    config: canRead,
     schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
   }, async () => await api.listOnboardingKeys())
 
   // A wildcard rather than `/:name/delete`: router parameters stop at 100 characters by default,
   // and names may be 128 characters (more once URL-encoded) or contain a slash.
   fastify.delete('/*', {
+    config: canWrite,
     schema: {
       response: {
         200: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } },
