@@ -37,10 +37,11 @@ const keyInfoSchema = {
 const canRead = { apiKey: { scopes: [KEYS_READ] } }
 const canWrite = { apiKey: { scopes: [KEYS_WRITE] } }
 
+// The 4xx bodies these routes send, the hook's 401/403/429 included.
 const errorSchema = {
   type: 'object',
   required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' } }
+  properties: { error: { type: 'string' }, message: { type: 'string' }, retry_after: { type: 'integer' } }
 } as const
 
 const DELETE_SUFFIX = '/delete'

@@ -66,12 +66,22 @@ t.test('npm start: prints a first key once, then serves the example routes with 
   t.equal(federate.status, 200)
   t.same(await federate.json(), { query: 'What was the auth decision?', answer: 'federated' })
 
+  t.equal(federate.headers.get('x-ratelimit-limit'), '60', 'the bootstrap key is on the free plan')
+  // The example runs on the wall clock, so a minute may turn between requests: 58 or 59 left.
+  t.match(federate.headers.get('x-ratelimit-remaining'), /^5[89]$/)
+
   const created = await fetch(`${first.url}/api/v1/keys/create`, {
     method: 'POST',
     headers: { authorization: key!, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'my-api-key', keyFor: 'GENERIC' })
+    body: JSON.stringify({ name: 'my-api-key', keyFor: 'GENERIC', scopes: ['query', 'connector:read'] })
   })
   t.equal(created.status, 200)
+  const scoped = ((await created.json()) as { apiKey: string }).apiKey
+  const readConnectors = await fetch(`${first.url}/v1/connectors`, { headers: { authorization: `Bearer ${scoped}` } })
+  t.equal(readConnectors.status, 200)
+  const writeConnectors = await fetch(`${first.url}/v1/connectors`, { method: 'POST', headers: { authorization: `Bearer ${scoped}` } })
+  t.equal(writeConnectors.status, 403, 'the example routes enforce their scopes')
+  t.same(await writeConnectors.json(), { error: 'insufficient_scope', message: 'API key lacks required permission: connector:write' })
   t.equal(await stop(first), 0, 'SIGTERM closes the server cleanly')
 
   const second = await start(dataDir)

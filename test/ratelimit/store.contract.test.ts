@@ -1,0 +1,96 @@
+import t, { type Test } from 'tap'
+import { MemoryRateLimitStore } from '../../lib/ratelimit/memory.store.js'
+import { RedisRateLimitStore } from '../../lib/ratelimit/redis.store.js'
+import type { RateLimitStore, WindowRequest } from '../../lib/ratelimit/store.js'
+import { needsRedis, redisClient, uniqueKeyPrefix } from '../helpers/redis.js'
+
+// 2026-03-03T12:00:00Z: aligned to the minute and the hour.
+const T0 = Date.UTC(2026, 2, 3, 12, 0, 0)
+
+function windows (at: number, perMinute: number, perHour: number): WindowRequest[] {
+  return [
+    { name: 'minute', limit: perMinute, start: at - (at % 60_000), durationMs: 60_000 },
+    { name: 'hour', limit: perHour, start: at - (at % 3_600_000), durationMs: 3_600_000 }
+  ]
+}
+
+/** The one contract every store keeps; run against each implementation. */
+function storeContract (name: string, makeStore: (t: Test) => RateLimitStore, skip: string | false = false): void {
+  t.test(`${name}: the RateLimitStore contract`, { skip }, async (t) => {
+    await t.test('counts every window and refuses at the limit, consuming none', async (t) => {
+      const store = makeStore(t)
+      const request = { keyId: 'k1', windows: windows(T0, 3, 10), now: T0 }
+      t.same(await store.consume(request), { allowed: true, counts: [1, 1] })
+      t.same(await store.consume(request), { allowed: true, counts: [2, 2] })
+      t.same(await store.consume(request), { allowed: true, counts: [3, 3] })
+      t.same(await store.consume(request), { allowed: false, counts: [3, 3] }, 'minute full: refused')
+      t.same(await store.consume(request), { allowed: false, counts: [3, 3] }, 'and the hour was not counted')
+      const nextMinute = T0 + 60_000
+      t.same(await store.consume({ keyId: 'k1', windows: windows(nextMinute, 3, 10), now: nextMinute }), { allowed: true, counts: [1, 4] },
+        'a new minute starts at zero; the hour goes on')
+    })
+
+    await t.test('the hour refuses while the minute has room', async (t) => {
+      const store = makeStore(t)
+      for (let minute = 0; minute < 2; minute++) {
+        const at = T0 + minute * 60_000
+        t.equal((await store.consume({ keyId: 'k2', windows: windows(at, 10, 2), now: at })).allowed, true)
+      }
+      const at = T0 + 2 * 60_000
+      t.same(await store.consume({ keyId: 'k2', windows: windows(at, 10, 2), now: at }), { allowed: false, counts: [0, 2] })
+      const nextHour = T0 + 3_600_000
+      t.same(await store.consume({ keyId: 'k2', windows: windows(nextHour, 10, 2), now: nextHour }), { allowed: true, counts: [1, 1] })
+    })
+
+    await t.test('keys are counted apart', async (t) => {
+      const store = makeStore(t)
+      await store.consume({ keyId: 'a', windows: windows(T0, 1, 10), now: T0 })
+      t.same(await store.consume({ keyId: 'b', windows: windows(T0, 1, 10), now: T0 }), { allowed: true, counts: [1, 1] })
+      t.same(await store.consume({ keyId: 'a', windows: windows(T0, 1, 10), now: T0 }), { allowed: false, counts: [1, 1] })
+    })
+
+    await t.test('a single window', async (t) => {
+      const store = makeStore(t)
+      const hourOnly = [windows(T0, 1, 2)[1] as WindowRequest]
+      t.same(await store.consume({ keyId: 'h', windows: hourOnly, now: T0 }), { allowed: true, counts: [1] })
+      t.same(await store.consume({ keyId: 'h', windows: hourOnly, now: T0 }), { allowed: true, counts: [2] })
+      t.same(await store.consume({ keyId: 'h', windows: hourOnly, now: T0 }), { allowed: false, counts: [2] })
+    })
+
+    await t.test('exact under concurrency: 200 at once against 60 admit 60', async (t) => {
+      const store = makeStore(t)
+      const results = await Promise.all(Array.from({ length: 200 }, async () =>
+        await store.consume({ keyId: 'busy', windows: windows(T0, 60, 1000), now: T0 })))
+      t.equal(results.filter((r) => r.allowed).length, 60)
+      t.same(results.filter((r) => r.allowed).map((r) => r.counts[0]).sort((a, b) => (a ?? 0) - (b ?? 0)),
+        Array.from({ length: 60 }, (_, i) => i + 1), 'each admitted request saw its own count')
+    })
+  })
+}
+
+storeContract('memory', () => new MemoryRateLimitStore())
+storeContract('redis', (t) => new RedisRateLimitStore({ client: redisClient(t), keyPrefix: uniqueKeyPrefix() }), needsRedis)
+
+t.test('memory: ended windows are dropped, so keys seen once do not stay', async (t) => {
+  const store = new MemoryRateLimitStore()
+  for (let i = 0; i < 100_000; i++) await store.consume({ keyId: `key-${i}`, windows: windows(T0, 60, 1000), now: T0 })
+  t.equal(store.size, 200_000, 'one minute and one hour counter per key')
+  const later = T0 + 3_600_000
+  await store.consume({ keyId: 'last', windows: windows(later, 60, 1000), now: later })
+  t.equal(store.size, 2, 'an hour later only the newest key\'s counters remain')
+})
+
+t.test('redis: counters expire with their window and share a hash tag', { skip: needsRedis }, async (t) => {
+  const client = redisClient(t)
+  const keyPrefix = uniqueKeyPrefix()
+  const store = new RedisRateLimitStore({ client, keyPrefix })
+  const at = T0 + 15_000
+  await store.consume({ keyId: 'ttl', windows: windows(at, 60, 1000), now: at })
+  const keys = (await client.keys(`${keyPrefix}*`)).sort()
+  t.same(keys, [`${keyPrefix}{ttl}:hour:${T0}`, `${keyPrefix}{ttl}:minute:${T0}`])
+  const minuteTtl = await client.pttl(`${keyPrefix}{ttl}:minute:${T0}`)
+  t.ok(minuteTtl > 45_000 && minuteTtl <= 50_000, `the minute counter lives to its window's end plus 5 s slack (${minuteTtl} ms)`)
+  const hourTtl = await client.pttl(`${keyPrefix}{ttl}:hour:${T0}`)
+  t.ok(hourTtl > 3_585_000 && hourTtl <= 3_590_000, `the hour counter likewise (${hourTtl} ms)`)
+  await client.del(...keys)
+})
