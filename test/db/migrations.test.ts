@@ -8,7 +8,7 @@ t.test('migrations create the keygate_ tables in the schema, with their own book
     select table_name from information_schema.tables where table_schema = ${database.schema} order by table_name`.execute(database.db)
   t.same(tables.rows.map((r) => r.table_name), ['keygate_api_keys', 'keygate_migration', 'keygate_migration_lock'])
   const applied = await database.db.withSchema(database.schema).selectFrom('keygate_migration').select('name').execute()
-  t.same(applied.map((r) => r.name), ['001_api_keys'])
+  t.same(applied.map((r) => r.name), ['001_api_keys', '002_scopes_and_plans'])
 
   await app.keygate.createKey({ name: 'kept' })
   await app.keygate.migrate()
@@ -22,4 +22,28 @@ t.test('migrate: false leaves the database alone', async (t) => {
   t.equal(tables.rows[0]?.n, 0)
   await app.keygate.migrate()
   t.same(await app.keygate.listKeys(), [], 'migrate() on demand')
+})
+
+t.test('keys made before 002 keep full access on the free plan', async (t) => {
+  const { Migrator } = await import('kysely/migration')
+  const { migrations } = await import('../../lib/db/migrations/index.js')
+  const { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } = await import('../../lib/db/migrate.js')
+  const { openTestDatabase } = await import('../helpers/database.js')
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const db = database.db.withSchema(database.schema)
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE,
+    migrationTableSchema: database.schema
+  })
+  t.equal((await migrator.migrateTo('001_api_keys')).error, undefined)
+  await db.insertInto('keygate_api_keys').values({
+    id: 'Old00001', prefix: 'metlo', name: 'old', key_for: 'GENERIC', hash: 'x', created_at: new Date(0)
+  }).execute()
+  t.equal((await migrator.migrateToLatest()).error, undefined)
+  const row = await db.selectFrom('keygate_api_keys').selectAll().executeTakeFirstOrThrow()
+  t.same([row.scopes, row.plan, row.rate_limit_per_minute, row.rate_limit_per_hour], [['*'], 'free', null, null])
 })
