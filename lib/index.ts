@@ -1,13 +1,19 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import fp from 'fastify-plugin'
 import { createKeygateApi } from './api/keygate-api.js'
+import { AbuseGuard } from './auth/abuse-guard.js'
 import { createAuthenticator } from './auth/authenticator.js'
+import { createFingerprinter } from './auth/fingerprint.js'
 import { createAuthHook } from './auth/hook.js'
 import { validateRouteConfig } from './auth/route-config.js'
 import { grantableScopes } from './auth/scopes.js'
+import type { KeyCache } from './cache/key-cache.js'
+import { MemoryKeyCache } from './cache/memory.cache.js'
+import { RedisKeyCache } from './cache/redis.cache.js'
 import { openDatabase } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
+import { InvalidOptionError } from './errors.js'
 import { argon2idHasher } from './keys/hasher.js'
 import { type KeygateOptions, type ResolvedOptions, resolveOptions } from './options.js'
 import { createLimiter } from './ratelimit/limiter.js'
@@ -20,11 +26,24 @@ import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
   const opts = resolveOptions(options)
+  const redis = opts.redis ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: Redis }).redis : undefined)
+  if (redis !== undefined && opts.cache === undefined && !opts.secretGiven) {
+    throw new InvalidOptionError('secret', 'required when Redis is used: every instance must compute the same key fingerprints')
+  }
+
   const { db: connection, owned } = openDatabase(opts.db, (error) => fastify.log.warn({ err: error }, 'keygate: database connection lost'))
   if (owned) fastify.addHook('onClose', async () => await connection.destroy())
   const db = opts.schema === undefined ? connection : connection.withSchema(opts.schema)
 
-  const hasher = argon2idHasher(opts.argon2)
+  const hasher = opts.hasher ?? argon2idHasher(opts.argon2)
+  const cache = opts.cache ?? keyCache(fastify, opts, redis)
+  // Only what the plugin built is the plugin's to close.
+  if (opts.cache === undefined) fastify.addHook('onClose', async () => await cache.close())
+  const guard = new AbuseGuard({ missTtlMs: opts.cacheTtl, maxFailures: 5, failureWindowMs: 60_000, maxTracked: opts.cacheSize })
+  cache.onInvalidate((keyId) => {
+    if (keyId !== null) guard.forget(keyId)
+    fastify.log.debug({ keyId }, 'keygate: key cache invalidated by another instance')
+  })
   // A plan removed from the options falls back to the default plan for keys that still name it.
   const planOf = (name: string): Plan => opts.plans[name] ?? (opts.plans[opts.defaultPlan] as Plan)
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
@@ -36,7 +55,8 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     defaultPlan: opts.defaultPlan,
     planOf,
     maxKeys: opts.maxKeys,
-    now: opts.now
+    now: opts.now,
+    onDeleted: async (keyId) => await cache.delete(keyId)
   })
   if (opts.migrate) {
     try {
@@ -48,11 +68,23 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   }
 
   fastify.decorate('keygate', api)
+  fastify.decorate('keygateCache', cache)
   fastify.decorateRequest('apiKey', null)
   fastify.addHook('onRoute', (routeOptions) => validateRouteConfig(routeOptions, opts.scopes))
   fastify.addHook('onRequest', createAuthHook({
-    authenticate: createAuthenticator({ db, hasher, prefixes: opts.prefixes, planOf }),
-    limit: createLimiter({ store: rateLimitStore(fastify, opts), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
+    authenticate: createAuthenticator({
+      db,
+      hasher,
+      prefixes: opts.prefixes,
+      planOf,
+      cache,
+      guard,
+      fingerprint: createFingerprinter(opts.secret),
+      now: opts.now,
+      cacheTtl: opts.cacheTtl,
+      staleIfError: opts.staleIfError
+    }),
+    limit: createLimiter({ store: rateLimitStore(opts, redis), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
     headers: opts.headers,
     now: opts.now
   }))
@@ -61,11 +93,24 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
 }
 
 /** The host's store if it gave one, Redis when a client is at hand, this process's memory otherwise. */
-function rateLimitStore (fastify: FastifyInstance, opts: ResolvedOptions): RateLimitStore {
+function rateLimitStore (opts: ResolvedOptions, redis: Redis | Cluster | undefined): RateLimitStore {
   if (opts.rateLimitStore !== undefined) return opts.rateLimitStore
-  const client = opts.redis ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: Redis }).redis : undefined)
-  if (client !== undefined) return new RedisRateLimitStore({ client, timeoutMs: opts.redisTimeout })
+  if (redis !== undefined) return new RedisRateLimitStore({ client: redis, timeoutMs: opts.redisTimeout })
   return new MemoryRateLimitStore()
+}
+
+/** This process's LRU, with Redis behind it when a client is at hand. */
+function keyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: Redis | Cluster | undefined): KeyCache {
+  const memory = new MemoryKeyCache({ maxEntries: opts.cacheSize })
+  if (redis === undefined) return memory
+  return new RedisKeyCache({
+    client: redis,
+    memory,
+    // Past freshness plus the stale-if-error grace an entry is of no use to anyone.
+    entryTtlMs: opts.cacheTtl + opts.staleIfError,
+    timeoutMs: opts.redisTimeout,
+    log: fastify.log
+  })
 }
 
 /** API-key authentication for the whole app. Register once, before the routes it protects. */
@@ -78,7 +123,10 @@ export type { RouteApiKeyConfig } from './auth/route-config.js'
 export type { KeyType } from './db/schema.js'
 export { KEY_TYPES } from './db/schema.js'
 export { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './db/migrate.js'
-export type { Argon2Options } from './keys/hasher.js'
+export type { Argon2Options, KeyHasher } from './keys/hasher.js'
+export type { CachedKey, KeyCache } from './cache/key-cache.js'
+export { MemoryKeyCache, type MemoryKeyCacheOptions } from './cache/memory.cache.js'
+export { RedisKeyCache, type RedisKeyCacheOptions } from './cache/redis.cache.js'
 export type { ConnectionOptions, KeygateOptions } from './options.js'
 export { DEFAULT_SCOPES } from './auth/scopes.js'
 export type { HeaderStyle } from './ratelimit/headers.js'

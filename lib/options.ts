@@ -3,8 +3,9 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
 import { DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
+import type { KeyCache } from './cache/key-cache.js'
 import { InvalidOptionError } from './errors.js'
-import { type Argon2Options, OWASP_ARGON2 } from './keys/hasher.js'
+import { type Argon2Options, type KeyHasher, OWASP_ARGON2 } from './keys/hasher.js'
 import { MAX_PREFIX_LENGTH } from './keys/key-text.js'
 import { HEADER_STYLES, type HeaderStyle } from './ratelimit/headers.js'
 import type { OnStoreError } from './ratelimit/limiter.js'
@@ -40,12 +41,22 @@ export interface KeygateOptions {
   /** Most live keys at once. Default `50`. */
   maxKeys?: number
   /**
-   * Server secret for key fingerprints (HMAC-SHA256), at least 32 bytes. Instances that share a
-   * cache must share it. Default: random per process.
+   * Server secret for key fingerprints (HMAC-SHA256), at least 32 bytes. Required when Redis is
+   * used, since instances must agree on fingerprints. Default: random per process.
    */
   secret?: string | Buffer
   /** argon2id parameters for new keys. Default OWASP's m=19456 KiB, t=2, p=1. */
   argon2?: Partial<Argon2Options>
+  /** Another way to hash and verify keys (it must stay slow: this is what stands between a stolen table and the keys). Default argon2id. */
+  hasher?: KeyHasher
+  /** Another key cache; replaces the built-in ones. Default: in-process, with Redis behind it when Redis is used. */
+  cache?: KeyCache
+  /** Most verified keys held in this process. Default 10,000. */
+  cacheSize?: number
+  /** How long a verified record is trusted without reading the database, in ms. Default 5000. */
+  cacheTtl?: number
+  /** How long past `cacheTtl` a cached record keeps serving while the database is down, in ms. Default 30000. */
+  staleIfError?: number
   /**
    * The permission vocabulary. Keys hold `*`, scopes from it, or `<namespace>:*`. `keys:read` and
    * `keys:write` are always added (the management routes need them).
@@ -85,7 +96,14 @@ export interface ResolvedOptions {
   readonly routes: boolean
   readonly maxKeys: number
   readonly secret: Buffer
+  /** False when `secret` was drawn at random here (fine for one process, not for a shared cache). */
+  readonly secretGiven: boolean
   readonly argon2: Readonly<Argon2Options>
+  readonly hasher: KeyHasher | undefined
+  readonly cache: KeyCache | undefined
+  readonly cacheSize: number
+  readonly cacheTtl: number
+  readonly staleIfError: number
   readonly scopes: readonly string[]
   readonly plans: Readonly<Record<string, Readonly<Plan>>>
   readonly defaultPlan: string
@@ -106,7 +124,10 @@ export const DEFAULTS = Object.freeze({
   defaultPlan: 'free',
   headers: 'x-ratelimit' as HeaderStyle,
   onStoreError: 'allow' as OnStoreError,
-  redisTimeout: 250
+  redisTimeout: 250,
+  cacheSize: 10_000,
+  cacheTtl: 5_000,
+  staleIfError: 30_000
 })
 
 const PREFIX_PATTERN = new RegExp(`^[a-z][a-z0-9]{0,${MAX_PREFIX_LENGTH - 1}}$`)
@@ -233,6 +254,29 @@ function resolveStore (store: unknown): RateLimitStore | undefined {
   return store as RateLimitStore
 }
 
+function resolveHasher (hasher: unknown): KeyHasher | undefined {
+  if (hasher === undefined) return undefined
+  if (typeof hasher !== 'object' || hasher === null || typeof (hasher as KeyHasher).hash !== 'function' || typeof (hasher as KeyHasher).verify !== 'function') {
+    fail('hasher', 'expected { hash(text), verify(hash, text) }')
+  }
+  return hasher as KeyHasher
+}
+
+const CACHE_METHODS = ['get', 'set', 'delete', 'onInvalidate', 'close'] as const
+
+function resolveCache (cache: unknown): KeyCache | undefined {
+  if (cache === undefined) return undefined
+  if (typeof cache !== 'object' || cache === null || CACHE_METHODS.some((m) => typeof (cache as Record<string, unknown>)[m] !== 'function')) {
+    fail('cache', `expected an object with ${CACHE_METHODS.join(', ')}`)
+  }
+  return cache as KeyCache
+}
+
+function resolveNonNegativeInteger (option: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(option, 'expected a whole number of milliseconds, 0 or more')
+  return value
+}
+
 function resolveBoolean (option: string, value: unknown): boolean {
   if (typeof value !== 'boolean') fail(option, 'expected true or false')
   return value
@@ -253,7 +297,13 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     routes: resolveBoolean('routes', options.routes ?? DEFAULTS.routes),
     maxKeys: resolvePositiveInteger('maxKeys', options.maxKeys ?? DEFAULTS.maxKeys),
     secret: resolveSecret(options.secret),
+    secretGiven: options.secret !== undefined,
     argon2: resolveArgon2(options.argon2),
+    hasher: resolveHasher(options.hasher),
+    cache: resolveCache(options.cache),
+    cacheSize: resolvePositiveInteger('cacheSize', options.cacheSize ?? DEFAULTS.cacheSize),
+    cacheTtl: resolveNonNegativeInteger('cacheTtl', options.cacheTtl ?? DEFAULTS.cacheTtl),
+    staleIfError: resolveNonNegativeInteger('staleIfError', options.staleIfError ?? DEFAULTS.staleIfError),
     scopes: resolveScopes(options.scopes ?? DEFAULT_SCOPES),
     plans,
     defaultPlan: resolveDefaultPlan(options.defaultPlan ?? DEFAULTS.defaultPlan, plans),

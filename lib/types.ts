@@ -1,11 +1,14 @@
 import type { KeygateApi } from './api/keygate-api.js'
 import type { AuthenticatedKey } from './auth/authenticator.js'
 import type { RouteApiKeyConfig } from './auth/route-config.js'
+import type { KeyCache } from './cache/key-cache.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The programmatic API: what the management routes call. */
     keygate: KeygateApi
+    /** The active key cache (the built-in one, or the `cache` option). */
+    keygateCache: KeyCache
   }
   interface FastifyRequest {
     /** The key this request authenticated with; `null` on public routes. */

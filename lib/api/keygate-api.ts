@@ -70,8 +70,8 @@ export interface KeygateApiDeps {
   planOf: (name: string) => Plan
   maxKeys: number
   now: () => number
-  /** Called after a delete, so authentication forgets the key at once. */
-  onDeleted?: (keyId: string) => void
+  /** Called after a delete, so authentication forgets the key at once, everywhere. */
+  onDeleted?: (keyId: string) => Promise<void>
 }
 
 // Eight characters of base62 make a collision rare; a few draws make it irrelevant.
@@ -129,7 +129,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
   async function deleteKey (name: string): Promise<void> {
     const id = await whileAvailable(() => deleteLiveKeyByName(db, name, new Date(now())))
     if (id === undefined) throw new KeyNotFoundError(name)
-    deps.onDeleted?.(id)
+    await deps.onDeleted?.(id)
   }
 
   return {

@@ -1,11 +1,15 @@
 import type { Kysely } from 'kysely'
 import { type KeyInfo, toKeyInfo } from '../api/key-info.js'
-import type { KeygateDatabase } from '../db/schema.js'
+import type { CachedKey, KeyCache } from '../cache/key-cache.js'
+import type { ApiKeyRow, KeygateDatabase } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
+import { ServiceUnavailableError } from '../errors.js'
 import type { KeyHasher } from '../keys/hasher.js'
-import { parseKey } from '../keys/key-text.js'
+import { type ParsedKey, parseKey } from '../keys/key-text.js'
 import type { Plan } from '../ratelimit/plans.js'
 import { findLiveKeyById } from '../repositories/api-key.repository.js'
+import type { AbuseGuard } from './abuse-guard.js'
+import { type Fingerprint, sameFingerprint } from './fingerprint.js'
 
 /** `request.apiKey`: the key a request authenticated with. */
 export interface AuthenticatedKey extends KeyInfo {
@@ -20,17 +24,90 @@ export interface AuthenticatorDeps {
   hasher: KeyHasher
   prefixes: readonly string[]
   planOf: (name: string) => Plan
+  cache: KeyCache
+  guard: AbuseGuard
+  fingerprint: Fingerprint
+  now: () => number
+  /** How long a verified record is trusted without the database, in ms. */
+  cacheTtl: number
+  /** How long past that a record keeps serving while the database is down, in ms. */
+  staleIfError: number
 }
 
-/** Checks key text: format and checksum first (no I/O), then the stored argon2id hash. */
-export function createAuthenticator ({ db, hasher, prefixes, planOf }: AuthenticatorDeps): Authenticate {
-  const accepted = new Set(prefixes)
+/**
+ * Checks key text. Format and checksum first (no I/O); then the cache, where a verified key is
+ * known by its fingerprint; only a key never verified here reaches argon2, once.
+ */
+export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
+  const { db, hasher, planOf, cache, guard, fingerprint, now, cacheTtl, staleIfError } = deps
+  const accepted = new Set(deps.prefixes)
+  const inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
+
+  function entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
+    return { key: { id: row.id, ...toKeyInfo(row, planOf) }, fingerprint: keyFingerprint, hashDigest: fingerprint(row.hash), freshUntil: at + cacheTtl }
+  }
+
+  async function verify (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {
+    const row = await whileAvailable(() => findLiveKeyById(db, parsed.keyId))
+    if (row === undefined || row.prefix !== parsed.prefix) {
+      guard.rememberMissing(parsed.keyId, at)
+      return null
+    }
+    if (!(await hasher.verify(row.hash, parsed.text))) {
+      guard.recordFailure(parsed.keyId, keyFingerprint, at)
+      return null
+    }
+    guard.forget(parsed.keyId)
+    const entry = entryFor(row, keyFingerprint, at)
+    await cache.set(parsed.keyId, entry)
+    return entry.key
+  }
+
+  async function refresh (parsed: ParsedKey, cached: CachedKey, at: number): Promise<AuthenticatedKey | null> {
+    let row: ApiKeyRow | undefined
+    try {
+      row = await whileAvailable(() => findLiveKeyById(db, parsed.keyId))
+    } catch (error) {
+      // The database is down: a record verified recently enough keeps serving for a while.
+      if (error instanceof ServiceUnavailableError && at < cached.freshUntil + staleIfError) return cached.key
+      throw error
+    }
+    if (row === undefined) {
+      await cache.delete(parsed.keyId)
+      guard.rememberMissing(parsed.keyId, at)
+      return null
+    }
+    // The hash changed (the key was re-issued): the cached fingerprint proves nothing any more.
+    if (fingerprint(row.hash) !== cached.hashDigest) return await verify(parsed, cached.fingerprint, at)
+    const entry = entryFor(row, cached.fingerprint, at)
+    await cache.set(parsed.keyId, entry)
+    return entry.key
+  }
+
+  /** Everything past a fresh cache hit: a refresh, a verification, or a refusal. */
+  async function resolveSlowly (parsed: ParsedKey, keyFingerprint: string, cached: CachedKey | undefined, at: number): Promise<AuthenticatedKey | null> {
+    if (cached !== undefined && sameFingerprint(cached.fingerprint, keyFingerprint)) return await refresh(parsed, cached, at)
+    if (guard.isRefused(parsed.keyId, keyFingerprint, at)) return null
+    return await verify(parsed, keyFingerprint, at)
+  }
+
   return async (keyText) => {
     const parsed = parseKey(keyText, accepted)
     if (parsed === null) return null
-    const row = await whileAvailable(() => findLiveKeyById(db, parsed.keyId))
-    if (row === undefined || row.prefix !== parsed.prefix) return null
-    if (!(await hasher.verify(row.hash, parsed.text))) return null
-    return { id: row.id, ...toKeyInfo(row, planOf) }
+    const at = now()
+    if (guard.isKnownMissing(parsed.keyId, at)) return null
+    const keyFingerprint = fingerprint(keyText)
+    const cached = await cache.get(parsed.keyId)
+    // The hot path: a key verified here before, still fresh.
+    if (cached !== undefined && at < cached.freshUntil && sameFingerprint(cached.fingerprint, keyFingerprint)) return cached.key
+
+    // Concurrent requests with the same key share one database read and one argon2 run.
+    const flightKey = `${parsed.keyId}:${keyFingerprint}`
+    let flight = inFlight.get(flightKey)
+    if (flight === undefined) {
+      flight = resolveSlowly(parsed, keyFingerprint, cached, at).finally(() => inFlight.delete(flightKey))
+      inFlight.set(flightKey, flight)
+    }
+    return await flight
   }
 }

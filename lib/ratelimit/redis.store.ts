@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { withTimeout } from '../redis/timeout.js'
 import type { ConsumeRequest, ConsumeResult, RateLimitStore } from './store.js'
 
 /**
@@ -62,20 +63,8 @@ export class RedisRateLimitStore implements RateLimitStore {
     const keys = windows.map((window) => `${this.#keyPrefix}{${keyId}}:${window.name}:${window.start}`)
     const limits = windows.map((window) => window.limit)
     const ttls = windows.map((window) => window.start + window.durationMs - now + EXPIRY_SLACK_MS)
-    const reply = await this.#withTimeout(this.#client[COMMAND](keys.length, ...keys, ...limits, ...ttls))
+    const reply = await withTimeout(this.#client[COMMAND](keys.length, ...keys, ...limits, ...ttls), this.#timeoutMs)
     const [allowed, ...counts] = reply
     return { allowed: allowed === 1, counts: windows.map((_, i) => counts[i] ?? 0) }
-  }
-
-  async #withTimeout<T> (operation: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs)
-    })
-    try {
-      return await Promise.race([operation, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
   }
 }

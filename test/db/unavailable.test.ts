@@ -1,12 +1,12 @@
-import { connect, createServer, type Server, type Socket } from 'node:net'
 import Fastify from 'fastify'
 import pg from 'pg'
 import t from 'tap'
 import keygate from '../../lib/index.js'
 import { generateKey } from '../../lib/keys/key-text.js'
-import { FAST_ARGON2 } from '../helpers/app.js'
+import { FAST_ARGON2, testClock } from '../helpers/app.js'
 import { DATABASE_URL, uniqueSchema } from '../helpers/database.js'
 import { captureLogs } from '../helpers/log-capture.js'
+import { relay } from '../helpers/relay.js'
 
 const UNAVAILABLE = { error: 'service_unavailable', message: 'The API key store is unavailable. Try again shortly.' }
 // Nothing listens on port 1 of the loopback: connections are refused at once.
@@ -43,57 +43,48 @@ t.test('migrating against a database that is down fails ready() with the coded e
   await t.rejects(async () => await app.ready(), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE' })
 })
 
-/** A TCP relay to PostgreSQL that the test can cut and restore, standing for the database going away. */
-async function relay (target: URL): Promise<{ port: number, cut: () => Promise<void>, restore: () => Promise<void>, close: () => Promise<void> }> {
-  let server: Server | undefined
-  let port = 0
-  const sockets = new Set<Socket>()
-  const listen = async () => {
-    server = createServer((client) => {
-      const upstream = connect(Number(target.port || 5432), target.hostname)
-      for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => s.destroy()) }
-      client.pipe(upstream).pipe(client)
-    })
-    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve))
-    port = (server!.address() as { port: number }).port
-  }
-  const cut = async () => {
-    for (const s of sockets) s.destroy()
-    await new Promise<void>((resolve) => server!.close(() => resolve()))
-  }
-  await listen()
-  return { port, cut, restore: listen, close: cut }
-}
-
-t.test('the plugin recovers when the database comes back', { skip: DATABASE_URL === undefined ? 'needs DATABASE_URL (a PostgreSQL server to cut off)' : false }, async (t) => {
-  const target = new URL(DATABASE_URL!)
-  const proxy = await relay(target)
+t.test('database down: cached keys serve for staleIfError past freshness, then 503; the plugin recovers', { skip: DATABASE_URL === undefined ? 'needs DATABASE_URL (a PostgreSQL server to cut off)' : false }, async (t) => {
+  const proxy = await relay(new URL(DATABASE_URL!))
   const through = new URL(DATABASE_URL!)
   through.hostname = '127.0.0.1'
   through.port = String(proxy.port)
+  const clock = testClock()
   const app = Fastify()
   const schema = uniqueSchema()
   t.teardown(async () => {
     await app.close()
+    await proxy.close()
     const admin = new pg.Client({ connectionString: DATABASE_URL })
     await admin.connect()
     await admin.query(`drop schema if exists "${schema}" cascade`)
     await admin.end()
   })
-  await app.register(keygate, { db: { connectionString: through.href, pool: { connectionTimeoutMillis: 1000 } }, schema, argon2: FAST_ARGON2 })
+  await app.register(keygate, {
+    db: { connectionString: through.href, pool: { connectionTimeoutMillis: 1000 } },
+    schema,
+    argon2: FAST_ARGON2,
+    now: clock.now
+  })
   app.get('/data', async () => ({ ok: true }))
   await app.ready()
   const { apiKey } = await app.keygate.createKey({ name: 'survivor' })
-  t.equal((await app.inject({ url: '/data', headers: { authorization: apiKey } })).statusCode, 200)
+  const get = async (key: string) => await app.inject({ url: '/data', headers: { authorization: key } })
+  t.equal((await get(apiKey)).statusCode, 200)
 
   await proxy.cut()
-  const down = await app.inject({ url: '/data', headers: { authorization: apiKey } })
-  t.equal(down.statusCode, 503)
+  t.equal((await get(apiKey)).statusCode, 200, 'fresh in the cache: no database needed')
+  clock.advance(5_000 + 29_999)
+  t.equal((await get(apiKey)).statusCode, 200, 'stale, but within staleIfError (30 s past freshness)')
+  const unknown = await get(generateKey('metlo').text)
+  t.equal(unknown.statusCode, 503, 'a key never seen cannot be checked')
+  t.same(unknown.json(), UNAVAILABLE)
+  clock.advance(1)
+  const down = await get(apiKey)
+  t.equal(down.statusCode, 503, 'past staleIfError: 503')
   t.same(down.json(), UNAVAILABLE)
 
   await proxy.restore()
-  const up = await app.inject({ url: '/data', headers: { authorization: apiKey } })
+  const up = await get(apiKey)
   t.equal(up.statusCode, 200, 'served again once the database is back')
   t.same(up.json(), { ok: true })
-  await proxy.close()
 })

@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import keygate, { type KeygateOptions } from '../../lib/index.js'
-import { FAST_ARGON2 } from '../helpers/app.js'
+import { FAST_ARGON2, TEST_SECRET } from '../helpers/app.js'
 import { openTestDatabase } from '../helpers/database.js'
 import { captureLogs } from '../helpers/log-capture.js'
 import { needsRedis, REDIS_URL } from '../helpers/redis.js'
@@ -15,7 +15,7 @@ t.test('two instances sharing one Redis admit exactly the limit', { skip: needsR
   for (let i = 0; i < 2; i++) {
     const app = Fastify()
     await app.register(fastifyRedis, { url: REDIS_URL, closeClient: true })
-    await app.register(keygate, { db: database.db, schema: database.schema, argon2: FAST_ARGON2 })
+    await app.register(keygate, { db: database.db, schema: database.schema, argon2: FAST_ARGON2, secret: TEST_SECRET })
     app.get('/data', async () => ({ ok: true }))
     await app.ready()
     apps.push(app)
@@ -40,7 +40,7 @@ async function appWithStore (t: Test, client: Redis, options: Partial<KeygateOpt
   const logs = captureLogs()
   const app = Fastify({ logger: logs.logger })
   t.teardown(async () => { await app.close(); await database.close() })
-  await app.register(keygate, { db: database.db, schema: database.schema, argon2: FAST_ARGON2, redis: client, redisTimeout: 50, ...options })
+  await app.register(keygate, { db: database.db, schema: database.schema, argon2: FAST_ARGON2, redis: client, redisTimeout: 50, secret: TEST_SECRET, ...options })
   app.get('/data', async () => ({ ok: true }))
   await app.ready()
   const { apiKey } = await app.keygate.createKey({ name: 'k' })

@@ -1,0 +1,33 @@
+import type { AuthenticatedKey } from '../auth/authenticator.js'
+
+/**
+ * What the cache holds for a key id once its text has been verified with argon2. Never the key
+ * itself: only an HMAC-SHA256 fingerprint of it, keyed by the server secret.
+ */
+export interface CachedKey {
+  key: AuthenticatedKey
+  /** HMAC-SHA256 (option `secret`) of the key text that was verified, base64url. */
+  fingerprint: string
+  /** HMAC-SHA256 of the stored argon2 hash: tells a refresh whether the hash changed. */
+  hashDigest: string
+  /** Trusted without reading the database until then (ms since the epoch). */
+  freshUntil: number
+}
+
+/**
+ * The cache in front of the database, as the authentication hook uses it. Implementations
+ * never throw: a cache that cannot answer is a miss.
+ */
+export interface KeyCache {
+  get (keyId: string): Promise<CachedKey | undefined>
+  set (keyId: string, entry: CachedKey): Promise<void>
+  /** Forgets a key here and wherever else the cache reaches (other instances too). */
+  delete (keyId: string): Promise<void>
+  /**
+   * Registers a listener for evictions decided elsewhere: another instance deleted `keyId`, or
+   * (null) everything must be dropped because messages may have been missed.
+   */
+  onInvalidate (listener: (keyId: string | null) => void): void
+  /** Releases what the cache opened (a subscriber connection). */
+  close (): Promise<void>
+}

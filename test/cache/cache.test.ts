@@ -1,0 +1,137 @@
+import { crc32 } from 'node:zlib'
+import Fastify, { type FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
+import keygate, { type KeygateOptions, MemoryKeyCache } from '../../lib/index.js'
+import { encodeBase62 } from '../../lib/keys/base62.js'
+import { generateKey } from '../../lib/keys/key-text.js'
+import { countingHasher, countingSelects, testClock } from '../helpers/app.js'
+import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
+
+interface Instance { app: FastifyInstance, counts: { hash: number, verify: number }, selects: () => number }
+
+async function instance (t: Test, database: TestDatabase, options: Partial<KeygateOptions> = {}): Promise<Instance> {
+  const { hasher, counts } = countingHasher()
+  const { db, selects } = countingSelects(database.db)
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(keygate, { db, schema: database.schema, hasher, ...options })
+  app.get('/data', async (request) => ({ plan: request.apiKey?.plan }))
+  await app.ready()
+  return { app, counts, selects }
+}
+
+async function setup (t: Test, options: Partial<KeygateOptions> = {}) {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const clock = testClock()
+  const one = await instance(t, database, { now: clock.now, ...options })
+  const { apiKey } = await one.app.keygate.createKey({ name: 'k' })
+  const get = async (app: FastifyInstance, authorization: string) => await app.inject({ url: '/data', headers: { authorization } })
+  return { database, clock, ...one, apiKey, get }
+}
+
+/** Same key id, a different secret, a valid checksum: what an attacker who knows the identifier sends. */
+function wrongSecret (key: string, n: number): string {
+  const head = `${key.slice(0, key.indexOf('_') + 9)}${String(n).padStart(18, 'W')}`
+  return head + encodeBase62(crc32(head), 6)
+}
+
+t.test('argon2 runs once per key while it stays cached, even for concurrent first requests', async (t) => {
+  const { app, counts, apiKey, get } = await setup(t)
+  const first = await Promise.all(Array.from({ length: 20 }, async () => await get(app, apiKey)))
+  t.same(first.map((res) => res.statusCode), Array(20).fill(200))
+  t.equal(counts.verify, 1, '20 concurrent first requests share one verification')
+  for (let i = 0; i < 50; i++) await get(app, `Bearer ${apiKey}`)
+  t.equal(counts.verify, 1, 'and nothing more while cached')
+})
+
+t.test('a record is fresh for cacheTtl, then re-read by id without argon2', async (t) => {
+  const { app, counts, selects, apiKey, clock, database, get } = await setup(t)
+  t.same((await get(app, apiKey)).json(), { plan: 'free' })
+  const readsAfterFirst = selects()
+  await database.db.withSchema(database.schema).updateTable('keygate_api_keys').set({ plan: 'pro' }).execute()
+
+  clock.advance(4_999)
+  t.same((await get(app, apiKey)).json(), { plan: 'free' }, 'within 5 s the cached record answers')
+  t.equal(selects(), readsAfterFirst, 'no database read while fresh')
+  clock.advance(1)
+  t.same((await get(app, apiKey)).json(), { plan: 'pro' }, 'after 5 s the record is re-read')
+  t.equal(selects(), readsAfterFirst + 1, 'one read by id')
+  t.equal(counts.verify, 1, 'no argon2: the stored hash is unchanged')
+})
+
+t.test('a changed stored hash makes the cached fingerprint worthless', async (t) => {
+  const { app, apiKey, clock, database, get } = await setup(t)
+  t.equal((await get(app, apiKey)).statusCode, 200)
+  const { hasher } = countingHasher()
+  await database.db.withSchema(database.schema).updateTable('keygate_api_keys').set({ hash: await hasher.hash('another key text') }).execute()
+  clock.advance(5_000)
+  t.equal((await get(app, apiKey)).statusCode, 401, 'the old text no longer matches the new hash')
+})
+
+t.test('deleting a key evicts it: refused on the very next request', async (t) => {
+  const { app, apiKey, get } = await setup(t)
+  t.equal((await get(app, apiKey)).statusCode, 200)
+  await app.keygate.deleteKey('k')
+  t.equal((await get(app, apiKey)).statusCode, 401)
+})
+
+t.test('wrong secrets for a real key id cost argon2 once each, then nothing', async (t) => {
+  const { app, counts, apiKey, clock, get } = await setup(t)
+  t.equal((await get(app, apiKey)).statusCode, 200)
+  t.equal(counts.verify, 1)
+
+  for (let i = 0; i < 20; i++) t.equal((await get(app, wrongSecret(apiKey, 1))).statusCode, 401)
+  t.equal(counts.verify, 2, 'one wrong secret repeated: one verification, remembered by fingerprint')
+
+  for (let n = 2; n <= 30; n++) t.equal((await get(app, wrongSecret(apiKey, n))).statusCode, 401)
+  t.equal(counts.verify, 6, 'distinct wrong secrets: 5 failures per minute, then no argon2 at all')
+
+  t.equal((await get(app, apiKey)).statusCode, 200, 'the real key, already verified, is unaffected')
+  t.equal(counts.verify, 6)
+
+  clock.advance(60_000)
+  t.equal((await get(app, wrongSecret(apiKey, 99))).statusCode, 401)
+  t.equal(counts.verify, 7, 'a minute later the id takes new secrets again')
+})
+
+t.test('unknown key ids are remembered: garbage with a valid checksum reaches the database once', async (t) => {
+  const { app, selects, get, clock } = await setup(t)
+  const garbage = generateKey('metlo').text
+  const before = selects()
+  for (let i = 0; i < 25; i++) t.equal((await get(app, garbage)).statusCode, 401)
+  t.equal(selects(), before + 1)
+  clock.advance(5_000)
+  await get(app, garbage)
+  t.equal(selects(), before + 2, 'remembered for cacheTtl')
+})
+
+t.test('malformed keys never reach the cache or the database', async (t) => {
+  const { app, selects, counts, get } = await setup(t)
+  const before = selects()
+  for (const bad of ['metlo_x', generateKey('metlo').text.slice(0, -1) + '0', 'x'.repeat(10_000)]) {
+    t.equal((await get(app, bad)).statusCode, 401)
+  }
+  t.equal(selects(), before)
+  t.equal(counts.verify, 0)
+})
+
+t.test('another instance with the channel silenced: the 5-second freshness ends a deleted key', async (t) => {
+  const { database, clock, app, apiKey, get } = await setup(t)
+  const other = await instance(t, database, { now: clock.now, cache: new MemoryKeyCache() })
+  t.equal((await get(other.app, apiKey)).statusCode, 200)
+  await app.keygate.deleteKey('k')
+  t.equal((await get(app, apiKey)).statusCode, 401, 'the deleting instance refuses at once')
+  t.equal((await get(other.app, apiKey)).statusCode, 200, 'the other, hearing nothing, trusts its cache while fresh')
+  clock.advance(5_000)
+  t.equal((await get(other.app, apiKey)).statusCode, 401, 'then re-reads and refuses')
+})
+
+t.test('cacheSize bounds the in-process cache', async (t) => {
+  const { app, counts, get } = await setup(t, { cacheSize: 2 })
+  const keys = [(await app.keygate.createKey({ name: 'a' })).apiKey, (await app.keygate.createKey({ name: 'b' })).apiKey, (await app.keygate.createKey({ name: 'c' })).apiKey]
+  for (const key of keys) await get(app, key)
+  t.equal(counts.verify, 3)
+  await get(app, keys[0]!)
+  t.equal(counts.verify, 4, 'the least recently used key was evicted and verified again')
+})

@@ -1,0 +1,100 @@
+import fastifyRedis from '@fastify/redis'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import keygate, { type KeygateOptions } from '../../lib/index.js'
+import { countingHasher, TEST_SECRET, testClock } from '../helpers/app.js'
+import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { needsRedis, REDIS_URL } from '../helpers/redis.js'
+
+async function instance (t: Test, database: TestDatabase, options: Partial<KeygateOptions> = {}) {
+  const { hasher, counts } = countingHasher()
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  if (options.redis === undefined) await app.register(fastifyRedis, { url: REDIS_URL, closeClient: true })
+  await app.register(keygate, { db: database.db, schema: database.schema, hasher, secret: TEST_SECRET, ...options })
+  app.get('/data', async () => ({ ok: true }))
+  await app.ready()
+  return { app, counts }
+}
+
+const get = async (app: FastifyInstance, authorization: string) => await app.inject({ url: '/data', headers: { authorization } })
+
+/** Resolves when `app`'s cache hears an invalidation from elsewhere. */
+function nextInvalidation (app: FastifyInstance): Promise<string | null> {
+  return new Promise((resolve) => app.keygateCache.onInvalidate(resolve))
+}
+
+t.test('Redis is the second level: a key verified on one instance costs the others no argon2', { skip: needsRedis }, async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const a = await instance(t, database)
+  const b = await instance(t, database)
+  const { apiKey } = await a.app.keygate.createKey({ name: 'shared' })
+  t.equal((await get(a.app, apiKey)).statusCode, 200)
+  t.equal((await get(b.app, apiKey)).statusCode, 200)
+  t.equal(a.counts.verify, 1)
+  t.equal(b.counts.verify, 0, 'B found the verified entry in Redis')
+
+  const stored = await (a.app as unknown as { redis: Redis }).redis.get(`keygate:key:${apiKey.slice(6, 14)}`)
+  t.ok(stored)
+  t.equal(stored!.includes(apiKey.slice(6)), false, 'Redis holds no key text')
+  t.same(Object.keys(JSON.parse(stored!)), ['key', 'fingerprint', 'hashDigest', 'freshUntil'])
+  t.equal(stored!.includes('$argon2id$'), false, 'nor the stored hash')
+})
+
+t.test('a delete on one instance is refused on every other, at once', { skip: needsRedis }, async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const a = await instance(t, database)
+  const b = await instance(t, database)
+  const { apiKey } = await a.app.keygate.createKey({ name: 'revoked' })
+  t.equal((await get(a.app, apiKey)).statusCode, 200)
+  t.equal((await get(b.app, apiKey)).statusCode, 200)
+  const heard = nextInvalidation(b.app)
+  await a.app.keygate.deleteKey('revoked')
+  t.equal(await heard, apiKey.slice(6, 14), 'B heard of it over pub/sub')
+  t.equal((await get(b.app, apiKey)).statusCode, 401)
+  t.equal((await get(a.app, apiKey)).statusCode, 401)
+})
+
+t.test('after its subscriber reconnects, an instance empties its in-process cache', { skip: needsRedis }, async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const a = await instance(t, database)
+  const { apiKey } = await a.app.keygate.createKey({ name: 'k' })
+  await get(a.app, apiKey)
+  const heard = nextInvalidation(a.app)
+  const admin = new Redis(REDIS_URL as string)
+  t.teardown(() => admin.disconnect())
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+  t.equal(await heard, null, 'everything is dropped')
+})
+
+t.test('secret is required when Redis is used', async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const client = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true })
+  t.teardown(() => client.disconnect())
+  const app = Fastify()
+  void app.register(keygate, { db: database.db, schema: database.schema, redis: client })
+  await t.rejects(async () => await app.ready(), {
+    code: 'FST_KEYGATE_INVALID_OPTION',
+    message: 'Invalid keygate option "secret": required when Redis is used: every instance must compute the same key fingerprints'
+  })
+})
+
+t.test('Redis down or hung: authentication goes on from this process and the database', async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const dead = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, retryStrategy: () => 50 })
+  t.teardown(() => dead.disconnect())
+  const clock = testClock()
+  const a = await instance(t, database, { redis: dead, redisTimeout: 50, now: clock.now })
+  const { apiKey } = await a.app.keygate.createKey({ name: 'k' })
+  t.equal((await get(a.app, apiKey)).statusCode, 200)
+  t.equal((await get(a.app, apiKey)).statusCode, 200)
+  t.equal(a.counts.verify, 1, 'the in-process level still holds it')
+  await a.app.keygate.deleteKey('k')
+  t.equal((await get(a.app, apiKey)).statusCode, 401, 'and a delete still applies here')
+})
