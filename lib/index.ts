@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import fp from 'fastify-plugin'
+import { createKeyInfoMapper } from './api/key-info.js'
 import { createKeygateApi } from './api/keygate-api.js'
 import { AbuseGuard } from './auth/abuse-guard.js'
 import { createAuthenticator } from './auth/authenticator.js'
@@ -46,6 +47,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   })
   // A plan removed from the options falls back to the default plan for keys that still name it.
   const planOf = (name: string): Plan => opts.plans[name] ?? (opts.plans[opts.defaultPlan] as Plan)
+  const toKeyInfo = createKeyInfoMapper(planOf)
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
   const api = createKeygateApi({
     db,
@@ -54,6 +56,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     choices,
     defaultPlan: opts.defaultPlan,
     planOf,
+    toKeyInfo,
     maxKeys: opts.maxKeys,
     now: opts.now,
     onDeleted: async (keyId) => await cache.delete(keyId)
@@ -76,7 +79,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
       db,
       hasher,
       prefixes: opts.prefixes,
-      planOf,
+      toKeyInfo,
       cache,
       guard,
       fingerprint: createFingerprinter(opts.secret),

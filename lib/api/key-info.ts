@@ -18,15 +18,38 @@ export interface KeyInfo {
   limits: Limits
 }
 
-/** `planOf` returns the plan's limits (the default plan's when a plan was removed from the options). */
-export function toKeyInfo (row: ApiKeyListing, planOf: (name: string) => Plan): KeyInfo {
-  return {
-    name: row.name,
-    identifier: keyIdentifier(row.prefix, row.id),
-    created: row.created_at.toISOString(),
-    for: row.key_for,
-    scopes: row.scopes,
-    plan: row.plan,
-    limits: effectiveLimits(planOf(row.plan), { perMinute: row.rate_limit_per_minute, perHour: row.rate_limit_per_hour })
+export type ToKeyInfo = (row: ApiKeyListing) => KeyInfo
+
+// Enough distinct plans, types, scope lists and limits for any real configuration.
+const MAX_SHARED = 1000
+
+/**
+ * Turns rows into key info. Thousands of cached keys share a handful of plans, types, scope lists
+ * and limits, so each distinct one is kept once. `planOf` returns a plan's limits (the default
+ * plan's for a plan removed from the options).
+ */
+export function createKeyInfoMapper (planOf: (name: string) => Plan): ToKeyInfo {
+  const shared = new Map<string, unknown>()
+  function share<T> (id: string, make: () => T): T {
+    let value = shared.get(id) as T | undefined
+    if (value === undefined) {
+      value = make()
+      if (shared.size < MAX_SHARED) shared.set(id, value)
+    }
+    return value
+  }
+
+  return (row) => {
+    const own = { perMinute: row.rate_limit_per_minute, perHour: row.rate_limit_per_hour }
+    return {
+      name: row.name,
+      identifier: keyIdentifier(row.prefix, row.id),
+      created: row.created_at.toISOString(),
+      for: share(`for:${row.key_for}`, () => row.key_for),
+      // Frozen, since every key with this list holds the same array.
+      scopes: share(`scopes:${row.scopes.join(' ')}`, () => Object.freeze([...row.scopes]) as string[]),
+      plan: share(`plan:${row.plan}`, () => row.plan),
+      limits: share(`limits:${row.plan}:${String(own.perMinute)}:${String(own.perHour)}`, () => Object.freeze(effectiveLimits(planOf(row.plan), own)))
+    }
   }
 }

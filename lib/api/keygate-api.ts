@@ -17,7 +17,7 @@ import {
   lockForCreate
 } from '../repositories/api-key.repository.js'
 import { type CreateKeyChoices, createKeyBodySchema, createKeyValidationError, createStrictAjv } from './create-key.schema.js'
-import { type KeyInfo, toKeyInfo } from './key-info.js'
+import type { KeyInfo, ToKeyInfo } from './key-info.js'
 
 export type { KeyInfo }
 
@@ -68,6 +68,7 @@ export interface KeygateApiDeps {
   choices: CreateKeyChoices
   defaultPlan: string
   planOf: (name: string) => Plan
+  toKeyInfo: ToKeyInfo
   maxKeys: number
   now: () => number
   /** Called after a delete, so authentication forgets the key at once, everywhere. */
@@ -78,9 +79,8 @@ export interface KeygateApiDeps {
 const MAX_ID_DRAWS = 5
 
 export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
-  const { db, hasher, choices, maxKeys, now, planOf } = deps
+  const { db, hasher, choices, maxKeys, now, planOf, toKeyInfo: info } = deps
   const validateCreate = createStrictAjv().compile(createKeyBodySchema(choices))
-  const info = (row: Parameters<typeof toKeyInfo>[0]): KeyInfo => toKeyInfo(row, planOf)
 
   async function createKey (input: CreateKeyInput, options: CreateKeyOptions = {}): Promise<CreatedKey> {
     // Validate a copy: Ajv fills in defaults, and the caller's object is theirs.

@@ -1,12 +1,12 @@
 import type { Kysely } from 'kysely'
-import { type KeyInfo, toKeyInfo } from '../api/key-info.js'
+import type { KeyInfo, ToKeyInfo } from '../api/key-info.js'
 import type { CachedKey, KeyCache } from '../cache/key-cache.js'
 import type { ApiKeyRow, KeygateDatabase } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
 import { ServiceUnavailableError } from '../errors.js'
 import type { KeyHasher } from '../keys/hasher.js'
+import { isPromise, type MaybePromise } from '../maybe-promise.js'
 import { type ParsedKey, parseKey } from '../keys/key-text.js'
-import type { Plan } from '../ratelimit/plans.js'
 import { findLiveKeyById } from '../repositories/api-key.repository.js'
 import type { AbuseGuard } from './abuse-guard.js'
 import { type Fingerprint, sameFingerprint } from './fingerprint.js'
@@ -17,13 +17,14 @@ export interface AuthenticatedKey extends KeyInfo {
   id: string
 }
 
-export type Authenticate = (keyText: string) => Promise<AuthenticatedKey | null>
+/** Synchronous on the hot path (a fresh key in this process's cache), a promise otherwise. */
+export type Authenticate = (keyText: string) => MaybePromise<AuthenticatedKey | null>
 
 export interface AuthenticatorDeps {
   db: Kysely<KeygateDatabase>
   hasher: KeyHasher
   prefixes: readonly string[]
-  planOf: (name: string) => Plan
+  toKeyInfo: ToKeyInfo
   cache: KeyCache
   guard: AbuseGuard
   fingerprint: Fingerprint
@@ -39,12 +40,12 @@ export interface AuthenticatorDeps {
  * known by its fingerprint; only a key never verified here reaches argon2, once.
  */
 export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
-  const { db, hasher, planOf, cache, guard, fingerprint, now, cacheTtl, staleIfError } = deps
+  const { db, hasher, toKeyInfo, cache, guard, fingerprint, now, cacheTtl, staleIfError } = deps
   const accepted = new Set(deps.prefixes)
   const inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
 
   function entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
-    return { key: { id: row.id, ...toKeyInfo(row, planOf) }, fingerprint: keyFingerprint, hashDigest: fingerprint(row.hash), freshUntil: at + cacheTtl }
+    return { key: { id: row.id, ...toKeyInfo(row) }, fingerprint: keyFingerprint, hashDigest: fingerprint(row.hash), freshUntil: at + cacheTtl }
   }
 
   async function verify (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {
@@ -91,16 +92,9 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
     return await verify(parsed, keyFingerprint, at)
   }
 
-  return async (keyText) => {
-    const parsed = parseKey(keyText, accepted)
-    if (parsed === null) return null
-    const at = now()
-    if (guard.isKnownMissing(parsed.keyId, at)) return null
-    const keyFingerprint = fingerprint(keyText)
-    const cached = await cache.get(parsed.keyId)
-    // The hot path: a key verified here before, still fresh.
+  /** A fresh cache hit answers at once; everything else goes the slow way, one flight per key. */
+  function decide (parsed: ParsedKey, keyFingerprint: string, cached: CachedKey | undefined, at: number): MaybePromise<AuthenticatedKey | null> {
     if (cached !== undefined && at < cached.freshUntil && sameFingerprint(cached.fingerprint, keyFingerprint)) return cached.key
-
     // Concurrent requests with the same key share one database read and one argon2 run.
     const flightKey = `${parsed.keyId}:${keyFingerprint}`
     let flight = inFlight.get(flightKey)
@@ -108,6 +102,17 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
       flight = resolveSlowly(parsed, keyFingerprint, cached, at).finally(() => inFlight.delete(flightKey))
       inFlight.set(flightKey, flight)
     }
-    return await flight
+    return flight
+  }
+
+  return (keyText) => {
+    const parsed = parseKey(keyText, accepted)
+    if (parsed === null) return null
+    const at = now()
+    if (guard.isKnownMissing(parsed.keyId, at)) return null
+    const keyFingerprint = fingerprint(keyText)
+    const cached = cache.get(parsed.keyId)
+    if (isPromise(cached)) return cached.then((entry) => decide(parsed, keyFingerprint, entry, at))
+    return decide(parsed, keyFingerprint, cached, at)
   }
 }

@@ -1,9 +1,10 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { isKeygateError, UnauthorizedError } from '../errors.js'
 import { insufficientScope, rateLimitExceeded, sendError } from '../http/send-error.js'
+import { isPromise } from '../maybe-promise.js'
 import { type HeaderStyle, setRateLimitHeaders } from '../ratelimit/headers.js'
-import type { Limiter } from '../ratelimit/limiter.js'
-import type { Authenticate } from './authenticator.js'
+import type { Limiter, RateLimitDecision } from '../ratelimit/limiter.js'
+import type { AuthenticatedKey, Authenticate } from './authenticator.js'
 import { keyTextFromHeader } from './authorization-header.js'
 import { firstMissing } from './scopes.js'
 
@@ -14,35 +15,66 @@ export interface AuthHookDeps {
   now: () => number
 }
 
+type Done = HookHandlerDoneFunction
+
 /**
  * The onRequest hook for the whole host app: every route needs a valid key unless its
  * `config.apiKey` is `false`. Unknown URLs need one too, so the route table stays private.
  * Order: authenticate (401), count against the key's limits (429), then permissions (403), so
  * every response to an identified key carries its rate-limit headers.
+ *
+ * Callback style, and synchronous when the key and its counters are in this process: the hot
+ * path makes no promise at all. A hook that answers does not call `done`.
  */
 export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookDeps) {
-  return async function keygateAuth (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-    const setting = request.routeOptions.config.apiKey
-    if (setting === false) return
-    const keyText = keyTextFromHeader(request.headers.authorization)
+  function failed (request: FastifyRequest, reply: FastifyReply, done: Done, error: unknown): void {
+    if (!isKeygateError(error)) return done(error as Error)
+    // The cause is the store's own error: no key text is in it.
+    request.log.error({ err: error.cause }, error.message)
+    sendError(reply, error)
+  }
+
+  function permit (request: FastifyRequest, reply: FastifyReply, done: Done, key: AuthenticatedKey, decision: RateLimitDecision | null): void {
+    if (decision !== null) {
+      setRateLimitHeaders(reply, decision, headers, now())
+      if (!decision.allowed) return void sendError(reply, rateLimitExceeded(decision.retryAfter))
+    }
+    const needed = (request.routeOptions.config.apiKey || undefined)?.scopes
+    const missing = needed === undefined ? undefined : firstMissing(key.scopes, needed)
+    if (missing !== undefined) return void sendError(reply, insufficientScope(missing))
+    done()
+  }
+
+  function identified (request: FastifyRequest, reply: FastifyReply, done: Done, key: AuthenticatedKey | null): void {
+    if (key === null) return void sendError(reply, new UnauthorizedError())
+    request.apiKey = key
+    let decision
     try {
-      const key = keyText === null ? null : await authenticate(keyText)
-      if (key === null) return sendError(reply, new UnauthorizedError())
-      request.apiKey = key
-
-      const decision = await limit(key.id, key.limits)
-      if (decision !== null) {
-        setRateLimitHeaders(reply, decision, headers, now())
-        if (!decision.allowed) return sendError(reply, rateLimitExceeded(decision.retryAfter))
-      }
-
-      const missing = setting?.scopes === undefined ? undefined : firstMissing(key.scopes, setting.scopes)
-      if (missing !== undefined) return sendError(reply, insufficientScope(missing))
+      decision = limit(key.id, key.limits)
     } catch (error) {
-      if (!isKeygateError(error)) throw error
-      // The cause is the store's own error: no key text is in it.
-      request.log.error({ err: error.cause }, error.message)
-      return sendError(reply, error)
+      return failed(request, reply, done, error)
+    }
+    if (isPromise(decision)) {
+      decision.then((counted) => permit(request, reply, done, key, counted), (error) => failed(request, reply, done, error))
+    } else {
+      permit(request, reply, done, key, decision)
+    }
+  }
+
+  return function keygateAuth (request: FastifyRequest, reply: FastifyReply, done: Done): void {
+    if (request.routeOptions.config.apiKey === false) return done()
+    const keyText = keyTextFromHeader(request.headers.authorization)
+    if (keyText === null) return void sendError(reply, new UnauthorizedError())
+    let key
+    try {
+      key = authenticate(keyText)
+    } catch (error) {
+      return failed(request, reply, done, error)
+    }
+    if (isPromise(key)) {
+      key.then((found) => identified(request, reply, done, found), (error) => failed(request, reply, done, error))
+    } else {
+      identified(request, reply, done, key)
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { AuthenticatedKey } from '../auth/authenticator.js'
+import type { MaybePromise } from '../maybe-promise.js'
 
 /**
  * What the cache holds for a key id once its text has been verified with argon2. Never the key
@@ -19,7 +20,8 @@ export interface CachedKey {
  * never throw: a cache that cannot answer is a miss.
  */
 export interface KeyCache {
-  get (keyId: string): Promise<CachedKey | undefined>
+  /** Synchronous when the answer is in this process (the hot path), a promise otherwise. */
+  get (keyId: string): MaybePromise<CachedKey | undefined>
   set (keyId: string, entry: CachedKey): Promise<void>
   /** Forgets a key here and wherever else the cache reaches (other instances too). */
   delete (keyId: string): Promise<void>

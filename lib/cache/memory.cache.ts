@@ -15,7 +15,7 @@ export class MemoryKeyCache implements KeyCache {
     this.#entries = new LRUCache({ max: maxEntries })
   }
 
-  async get (keyId: string): Promise<CachedKey | undefined> {
+  get (keyId: string): CachedKey | undefined {
     return this.#entries.get(keyId)
   }
 

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
+import type { MaybePromise } from '../maybe-promise.js'
 import { withTimeout } from '../redis/timeout.js'
 import type { CachedKey, KeyCache } from './key-cache.js'
 import { MemoryKeyCache } from './memory.cache.js'
@@ -58,9 +59,11 @@ export class RedisKeyCache implements KeyCache {
     this.#subscriber.subscribe(this.#channel).catch((error: Error) => this.#warn(error, 'invalidation channel'))
   }
 
-  async get (keyId: string): Promise<CachedKey | undefined> {
-    const local = await this.#memory.get(keyId)
-    if (local !== undefined) return local
+  get (keyId: string): MaybePromise<CachedKey | undefined> {
+    return this.#memory.get(keyId) ?? this.#getShared(keyId)
+  }
+
+  async #getShared (keyId: string): Promise<CachedKey | undefined> {
     try {
       const stored = await withTimeout(this.#client.get(this.#keyPrefix + keyId), this.#timeoutMs)
       if (stored === null) return undefined

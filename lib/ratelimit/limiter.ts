@@ -1,14 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { RateLimitStoreUnavailableError } from '../errors.js'
+import { isPromise, type MaybePromise } from '../maybe-promise.js'
 import type { Limits } from './plans.js'
-import type { RateLimitStore, WindowRequest } from './store.js'
+import type { ConsumeResult, RateLimitStore, WindowRequest } from './store.js'
 
 export type WindowName = 'minute' | 'hour'
 
-const WINDOWS: ReadonlyArray<{ name: WindowName, field: keyof Limits, durationMs: number }> = [
-  { name: 'minute', field: 'perMinute', durationMs: 60_000 },
-  { name: 'hour', field: 'perHour', durationMs: 3_600_000 }
-]
+const MINUTE_MS = 60_000
+const HOUR_MS = 3_600_000
 
 /** Where one window stands after a request. */
 export interface WindowState {
@@ -42,51 +41,60 @@ export interface LimiterOptions {
 // A store that is down would otherwise log once per request.
 const STORE_WARNING_INTERVAL_MS = 60_000
 
-export type Limiter = (keyId: string, limits: Limits) => Promise<RateLimitDecision | null>
+export type Limiter = (keyId: string, limits: Limits) => MaybePromise<RateLimitDecision | null>
 
 /**
  * Counts a request against a key's clock-aligned windows. Returns null when the key has no
  * limits, or when the store failed and `onStoreError` is `allow`; throws 503 when it is `deny`.
+ * Synchronous with an in-process store.
  */
 export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions): Limiter {
   let lastWarning = Number.NEGATIVE_INFINITY
 
-  return async function limit (keyId, limits) {
+  function storeFailed (error: unknown, at: number): null {
+    if (onStoreError === 'deny') throw new RateLimitStoreUnavailableError({ cause: error })
+    if (at - lastWarning >= STORE_WARNING_INTERVAL_MS) {
+      lastWarning = at
+      log.warn({ err: error }, 'keygate: rate-limit store failed; requests are let through (onStoreError: allow)')
+    }
+    return null
+  }
+
+  return function limit (keyId, limits) {
     const at = now()
     const windows: WindowRequest[] = []
-    for (const { name, field, durationMs } of WINDOWS) {
-      const max = limits[field]
-      if (max !== null) windows.push({ name, limit: max, start: at - (at % durationMs), durationMs })
-    }
+    if (limits.perMinute !== null) windows.push({ name: 'minute', limit: limits.perMinute, start: at - (at % MINUTE_MS), durationMs: MINUTE_MS })
+    if (limits.perHour !== null) windows.push({ name: 'hour', limit: limits.perHour, start: at - (at % HOUR_MS), durationMs: HOUR_MS })
     if (windows.length === 0) return null
 
-    let result
+    let result: MaybePromise<ConsumeResult>
     try {
-      result = await store.consume({ keyId, windows, now: at })
+      result = store.consume({ keyId, windows, now: at })
     } catch (error) {
-      if (onStoreError === 'deny') throw new RateLimitStoreUnavailableError({ cause: error })
-      if (at - lastWarning >= STORE_WARNING_INTERVAL_MS) {
-        lastWarning = at
-        log.warn({ err: error }, 'keygate: rate-limit store failed; requests are let through (onStoreError: allow)')
-      }
-      return null
+      return storeFailed(error, at)
     }
-
-    const states = windows.map((window, i): WindowState => ({
-      name: window.name as WindowName,
-      limit: window.limit,
-      remaining: Math.max(0, window.limit - (result.counts[i] ?? 0)),
-      resetAt: window.start + window.durationMs,
-      durationMs: window.durationMs
-    }))
-    if (result.allowed) return { allowed: true, binding: fewestLeft(states), windows: states, retryAfter: 0 }
-    // Refused: the client must wait until every full window has ended.
-    const full = states.filter((state) => state.remaining === 0)
-    const binding = full.reduce((a, b) => (b.resetAt > a.resetAt ? b : a))
-    return { allowed: false, binding, windows: states, retryAfter: Math.max(1, Math.ceil((binding.resetAt - at) / 1000)) }
+    if (isPromise(result)) return result.then((counted) => decide(windows, counted, at), (error) => storeFailed(error, at))
+    return decide(windows, result, at)
   }
 }
 
-function fewestLeft (states: WindowState[]): WindowState {
-  return states.reduce((a, b) => (b.remaining < a.remaining ? b : a))
+function decide (windows: WindowRequest[], result: ConsumeResult, at: number): RateLimitDecision {
+  const states = windows.map((window, i): WindowState => ({
+    name: window.name as WindowName,
+    limit: window.limit,
+    remaining: Math.max(0, window.limit - (result.counts[i] ?? 0)),
+    resetAt: window.start + window.durationMs,
+    durationMs: window.durationMs
+  }))
+  if (result.allowed) {
+    // The window with the fewest requests left; on a tie, the shorter one.
+    let binding = states[0] as WindowState
+    for (const state of states) if (state.remaining < binding.remaining) binding = state
+    return { allowed: true, binding, windows: states, retryAfter: 0 }
+  }
+  // Refused: the client must wait until every full window has ended.
+  let binding: WindowState | undefined
+  for (const state of states) if (state.remaining === 0 && (binding === undefined || state.resetAt > binding.resetAt)) binding = state
+  const refusing = binding as WindowState
+  return { allowed: false, binding: refusing, windows: states, retryAfter: Math.max(1, Math.ceil((refusing.resetAt - at) / 1000)) }
 }

@@ -1,7 +1,7 @@
 import type { ConsumeRequest, ConsumeResult, RateLimitStore } from './store.js'
 
 interface Bucket {
-  end: number
+  start: number
   counts: Map<string, number>
 }
 
@@ -11,21 +11,25 @@ interface Bucket {
  * keys seen in the current minute and hour.
  */
 export class MemoryRateLimitStore implements RateLimitStore {
+  // The live bucket of each window name; an older one is dropped when a newer one starts.
   readonly #buckets = new Map<string, Bucket>()
 
-  async consume ({ keyId, windows, now }: ConsumeRequest): Promise<ConsumeResult> {
-    this.#dropEnded(now)
-    const buckets = windows.map((window) => this.#bucket(window.name, window.start, window.durationMs))
-    const counts = buckets.map((bucket) => bucket.counts.get(keyId) ?? 0)
-    for (let i = 0; i < windows.length; i++) {
-      if ((counts[i] as number) >= (windows[i] as ConsumeRequest['windows'][number]).limit) return { allowed: false, counts }
+  consume ({ keyId, windows }: ConsumeRequest): ConsumeResult {
+    const counts: number[] = []
+    let allowed = true
+    for (const window of windows) {
+      const count = this.#bucket(window.name, window.start).counts.get(keyId) ?? 0
+      counts.push(count)
+      if (count >= window.limit) allowed = false
     }
-    for (let i = 0; i < buckets.length; i++) {
+    if (!allowed) return { allowed, counts }
+    for (let i = 0; i < windows.length; i++) {
+      const window = windows[i] as ConsumeRequest['windows'][number]
       const next = (counts[i] as number) + 1
-      ;(buckets[i] as Bucket).counts.set(keyId, next)
+      ;(this.#buckets.get(window.name) as Bucket).counts.set(keyId, next)
       counts[i] = next
     }
-    return { allowed: true, counts }
+    return { allowed, counts }
   }
 
   /** Counters held, over all live windows. */
@@ -35,19 +39,13 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return size
   }
 
-  #bucket (name: string, start: number, durationMs: number): Bucket {
-    const id = `${name}:${start}`
-    let bucket = this.#buckets.get(id)
-    if (bucket === undefined) {
-      bucket = { end: start + durationMs, counts: new Map() }
-      this.#buckets.set(id, bucket)
+  #bucket (name: string, start: number): Bucket {
+    let bucket = this.#buckets.get(name)
+    // A later window replaces the live one whole; a clock that steps back keeps counting in it.
+    if (bucket === undefined || start > bucket.start) {
+      bucket = { start, counts: new Map() }
+      this.#buckets.set(name, bucket)
     }
     return bucket
-  }
-
-  #dropEnded (now: number): void {
-    for (const [id, bucket] of this.#buckets) {
-      if (bucket.end <= now) this.#buckets.delete(id)
-    }
   }
 }

@@ -1,3 +1,5 @@
+import type { MaybePromise } from '../maybe-promise.js'
+
 /** One clock-aligned window of one key, as a store counts it. */
 export interface WindowRequest {
   /** `minute` or `hour`: part of the counter's name. */
@@ -27,5 +29,6 @@ export interface ConsumeResult {
  * atomic step: a request refused by one window consumes none.
  */
 export interface RateLimitStore {
-  consume (request: ConsumeRequest): Promise<ConsumeResult>
+  /** Synchronous for an in-process store, a promise for a remote one. */
+  consume (request: ConsumeRequest): MaybePromise<ConsumeResult>
 }
