@@ -47,7 +47,24 @@ interface Scenario {
   /** The status every response must have. */
   expected: number
   runs: Result[]
+  /** Server CPU (user + system) per request in each run, µs: what the contender itself costs. */
+  cpuPerRequest: number[]
   unexpected: number
+}
+
+/** CPU time the server process has used so far, µs. */
+async function serverCpu (server: Server): Promise<number> {
+  const answer = new Promise<number>((resolve) => {
+    const listen = (message: unknown): void => {
+      if (typeof (message as { cpu?: unknown }).cpu === 'number') {
+        server.child.off('message', listen)
+        resolve((message as { cpu: number }).cpu)
+      }
+    }
+    server.child.on('message', listen)
+  })
+  server.child.send('cpu')
+  return await answer
 }
 
 function cycle (values: string[]): () => string {
@@ -65,6 +82,7 @@ function wrongSecrets (key: string, count: number): string[] {
 
 async function load (scenario: Scenario, seconds: number): Promise<Result> {
   const next = scenario.headers
+  const cpuBefore = await serverCpu(scenario.server)
   const result = await autocannon({
     url: scenario.server.url,
     connections: CONNECTIONS,
@@ -76,6 +94,7 @@ async function load (scenario: Scenario, seconds: number): Promise<Result> {
       }
     }]
   })
+  scenario.cpuPerRequest.push((await serverCpu(scenario.server) - cpuBefore) / result.requests.total)
   const good = result.statusCodeStats?.[String(scenario.expected) as '200']?.count ?? 0
   scenario.unexpected += result.requests.total - good + result.errors + result.timeouts
   return result
@@ -140,7 +159,7 @@ async function main (): Promise<void> {
   const servers = [bare, keygateMemory]
   const scenarios: Scenario[] = []
   const add = (name: string, server: Server, headers: () => string | undefined, expected = 200): void => {
-    scenarios.push({ name, server, headers, expected, runs: [], unexpected: 0 })
+    scenarios.push({ name, server, headers, expected, runs: [], cpuPerRequest: [], unexpected: 0 })
   }
   const bearer = (server: Server) => cycle([`Bearer ${server.keys[0] as string}`])
 
@@ -171,6 +190,7 @@ async function main (): Promise<void> {
       const rotation = scenario.name.includes('rotation')
       await load(scenario, rotation ? Math.max(WARMUP_SECONDS, quick ? 4 : 8) : WARMUP_SECONDS)
       scenario.unexpected = 0
+      scenario.cpuPerRequest = []
     }
     for (let round = 1; round <= ROUNDS; round++) {
       for (const scenario of scenarios) {
@@ -199,11 +219,14 @@ function render (scenarios: Scenario[], extra: {
   first: { keysPerSecond: number, unexpected: number }
   memoryReport: string
 }): string {
-  const bareMedian = median((scenarios[0] as Scenario).runs.map((r) => r.requests.average))
+  const bare = scenarios[0] as Scenario
+  const bareMedian = median(bare.runs.map((r) => r.requests.average))
+  const bareCpu = median(bare.cpuPerRequest)
   const rows = scenarios.map((s) => {
     const rps = s.runs.map((r) => r.requests.average)
     const m = median(rps)
-    return `| ${s.name} | ${Math.round(m).toLocaleString('en')} | ${Math.round(Math.min(...rps)).toLocaleString('en')} – ${Math.round(Math.max(...rps)).toLocaleString('en')} | ${median(s.runs.map((r) => r.latency.p50))} | ${median(s.runs.map((r) => r.latency.p99))} | ${(m / bareMedian).toFixed(2)} | ${s.unexpected === 0 ? `all ${s.expected}` : `**${s.unexpected} other**`} |`
+    const cpu = median(s.cpuPerRequest)
+    return `| ${s.name} | ${Math.round(m).toLocaleString('en')} | ${Math.round(Math.min(...rps)).toLocaleString('en')} – ${Math.round(Math.max(...rps)).toLocaleString('en')} | ${median(s.runs.map((r) => r.latency.p50))} | ${median(s.runs.map((r) => r.latency.p99))} | ${(m / bareMedian).toFixed(2)} | ${cpu.toFixed(1)} (${cpu >= bareCpu ? '+' : ''}${(cpu - bareCpu).toFixed(1)}) | ${s.unexpected === 0 ? `all ${s.expected}` : `**${s.unexpected} other**`} |`
   })
   const cpu = cpus()[0]?.model ?? 'unknown CPU'
   const lines = [
@@ -212,10 +235,10 @@ function render (scenarios: Scenario[], extra: {
     `${extra.startedAt.toISOString().slice(0, 10)}, \`npm run bench${quick ? ' -- --quick' : ''}\`: ${cpus().length} × ${cpu}, Node ${process.version}, ` +
       `${process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '' ? 'PostgreSQL' : 'PGlite'}${REDIS_URL !== undefined ? ' and Redis' : ', no Redis'}.`,
     `${ROUNDS} interleaved rounds of ${SECONDS} s per scenario after a warm-up, ${CONNECTIONS} connections, GET /hello → \`{"hello":"world"}\`.`,
-    'R = median req/s ÷ median req/s of bare Fastify in the same run.',
+    'R = median req/s ÷ median req/s of bare Fastify in the same run. Server CPU = user + system time of the server process per request (median over the rounds), and in brackets its difference from bare: what the contender itself adds, whatever the load generator beside it does.',
     '',
-    '| scenario | req/s (median) | req/s (min – max) | p50 ms | p99 ms | R | responses |',
-    '|---|---:|---:|---:|---:|---:|---|',
+    '| scenario | req/s (median) | req/s (min – max) | p50 ms | p99 ms | R | server CPU µs/req | responses |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
     ...rows,
     '',
     `First use (argon2id m=19456, t=2, p=1; every request a key never seen): ${extra.first.keysPerSecond.toFixed(0)} keys/s` +

@@ -63,11 +63,6 @@ export const InsufficientScopeError = createError<[string]>(
   'API key lacks required permission: %s',
   403
 )
-export const RateLimitExceededError = createError<[number]>(
-  'FST_KEYGATE_RATE_LIMIT_EXCEEDED',
-  'Rate limit exceeded. Retry after %s seconds.',
-  429
-)
 export const ScopeInvalidError = createError<[string, string]>(
   'FST_KEYGATE_SCOPE_INVALID',
   'Unknown scope "%s". Allowed: %s',

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { isKeygateError, UnauthorizedError } from '../errors.js'
-import { insufficientScope, rateLimitExceeded, sendError } from '../http/send-error.js'
+import { isKeygateError } from '../errors.js'
+import { sendError, sendInsufficientScope, sendRateLimited, sendUnauthorized } from '../http/send-error.js'
 import { isPromise } from '../maybe-promise.js'
 import { type HeaderStyle, setRateLimitHeaders } from '../ratelimit/headers.js'
 import type { Limiter, RateLimitDecision } from '../ratelimit/limiter.js'
@@ -37,16 +37,16 @@ export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookD
   function permit (request: FastifyRequest, reply: FastifyReply, done: Done, key: AuthenticatedKey, decision: RateLimitDecision | null): void {
     if (decision !== null) {
       setRateLimitHeaders(reply, decision, headers, now())
-      if (!decision.allowed) return void sendError(reply, rateLimitExceeded(decision.retryAfter))
+      if (!decision.allowed) return void sendRateLimited(reply, decision.retryAfter)
     }
     const needed = (request.routeOptions.config.apiKey || undefined)?.scopes
     const missing = needed === undefined ? undefined : firstMissing(key.scopes, needed)
-    if (missing !== undefined) return void sendError(reply, insufficientScope(missing))
+    if (missing !== undefined) return void sendInsufficientScope(reply, missing)
     done()
   }
 
   function identified (request: FastifyRequest, reply: FastifyReply, done: Done, key: AuthenticatedKey | null): void {
-    if (key === null) return void sendError(reply, new UnauthorizedError())
+    if (key === null) return void sendUnauthorized(reply)
     request.apiKey = key
     let decision
     try {
@@ -64,7 +64,7 @@ export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookD
   return function keygateAuth (request: FastifyRequest, reply: FastifyReply, done: Done): void {
     if (request.routeOptions.config.apiKey === false) return done()
     const keyText = keyTextFromHeader(request.headers.authorization)
-    if (keyText === null) return void sendError(reply, new UnauthorizedError())
+    if (keyText === null) return void sendUnauthorized(reply)
     let key
     try {
       key = authenticate(keyText)

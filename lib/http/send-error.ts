@@ -1,31 +1,40 @@
 import type { FastifyError, FastifyReply } from 'fastify'
-import { errorBody, InsufficientScopeError, RateLimitExceededError, statusOf } from '../errors.js'
+import { errorBody, InsufficientScopeError, statusOf, UnauthorizedError } from '../errors.js'
 
 type ScopeError = FastifyError & { scope: string }
-type RateLimitError = FastifyError & { retryAfter: number }
 
 /** 403 for a missing permission; the scope travels on the error for the WWW-Authenticate header. */
 export function insufficientScope (scope: string): ScopeError {
   return Object.assign(new InsufficientScopeError(scope), { scope })
 }
 
-/** 429 with the whole seconds until the refusing window resets. */
-export function rateLimitExceeded (retryAfter: number): RateLimitError {
-  return Object.assign(new RateLimitExceededError(retryAfter), { retryAfter })
-}
-
 /** Replies with the error contract's body and the headers its status calls for. */
 export function sendError (reply: FastifyReply, error: FastifyError): FastifyReply {
+  if (typeof (error as Partial<ScopeError>).scope === 'string') return sendInsufficientScope(reply, (error as ScopeError).scope)
   const status = statusOf(error)
-  const body: Record<string, unknown> = errorBody(error)
   if (status === 401) reply.header('www-authenticate', 'Bearer')
-  if (typeof (error as Partial<ScopeError>).scope === 'string') {
-    reply.header('www-authenticate', `Bearer error="insufficient_scope", scope="${(error as ScopeError).scope}"`)
-  }
-  if (typeof (error as Partial<RateLimitError>).retryAfter === 'number') {
-    const { retryAfter } = error as RateLimitError
-    reply.header('retry-after', retryAfter)
-    body.retry_after = retryAfter
-  }
-  return reply.code(status).send(body)
+  return reply.code(status).send(errorBody(error))
+}
+
+// The hook's own refusals are answered from ready-made bodies: an Error object (with its stack
+// trace) per refused request would make a storm of bad keys cost more than the keys themselves.
+const UNAUTHORIZED_BODY = Object.freeze(errorBody(new UnauthorizedError()))
+
+/** 401 with the contract's body and `WWW-Authenticate: Bearer`. */
+export function sendUnauthorized (reply: FastifyReply): FastifyReply {
+  return reply.code(401).header('www-authenticate', 'Bearer').send(UNAUTHORIZED_BODY)
+}
+
+/** 403 naming the first missing scope. */
+export function sendInsufficientScope (reply: FastifyReply, scope: string): FastifyReply {
+  return reply.code(403)
+    .header('www-authenticate', `Bearer error="insufficient_scope", scope="${scope}"`)
+    .send({ error: 'insufficient_scope', message: `API key lacks required permission: ${scope}` })
+}
+
+/** 429 with `retry_after` and `Retry-After`. */
+export function sendRateLimited (reply: FastifyReply, retryAfter: number): FastifyReply {
+  return reply.code(429)
+    .header('retry-after', retryAfter)
+    .send({ error: 'rate_limit_exceeded', message: `Rate limit exceeded. Retry after ${retryAfter} seconds.`, retry_after: retryAfter })
 }
