@@ -4,7 +4,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import { crc32 } from 'node:zlib'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import autocannon, { type Result } from 'autocannon'
 import { Redis } from 'ioredis'
@@ -152,6 +152,20 @@ async function memory (): Promise<string> {
   return execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('./memory.ts', import.meta.url).pathname, quick ? '--quick' : ''], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 }
 
+const RESULTS = new URL('./RESULTS.md', import.meta.url)
+const FINDINGS = '## Findings'
+
+/** The hand-written findings below the table survive a new run. */
+async function keptFindings (): Promise<string> {
+  try {
+    const previous = await readFile(RESULTS, 'utf8')
+    const at = previous.indexOf(FINDINGS)
+    return at === -1 ? '' : '\n' + previous.slice(at)
+  } catch {
+    return ''
+  }
+}
+
 async function main (): Promise<void> {
   const startedAt = new Date()
   const bare = await startServer('bare')
@@ -206,7 +220,7 @@ async function main (): Promise<void> {
     const memoryReport = await memory()
     const report = render(scenarios, { startedAt, redisCalls, first, memoryReport })
     process.stdout.write(report)
-    if (!quick) await writeFile(new URL('./RESULTS.md', import.meta.url), report)
+    if (!quick) await writeFile(RESULTS, report + await keptFindings())
   } catch (error) {
     for (const server of servers) server.child.kill()
     throw error
