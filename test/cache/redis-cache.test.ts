@@ -4,8 +4,9 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import keygate, { type KeygateOptions } from '../../lib/index.js'
 import { countingHasher, TEST_SECRET, testClock } from '../helpers/app.js'
-import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { DATABASE_URL, openTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { needsRedis, REDIS_URL } from '../helpers/redis.js'
+import { relay } from '../helpers/relay.js'
 
 async function instance (t: Test, database: TestDatabase, options: Partial<KeygateOptions> = {}) {
   const { hasher, counts } = countingHasher()
@@ -97,4 +98,30 @@ t.test('Redis down or hung: authentication goes on from this process and the dat
   t.equal(a.counts.verify, 1, 'the in-process level still holds it')
   await a.app.keygate.deleteKey('k')
   t.equal((await get(a.app, apiKey)).statusCode, 401, 'and a delete still applies here')
+})
+
+t.test('database down: a revocation heard over pub/sub still applies at once', {
+  skip: needsRedis || (DATABASE_URL === undefined ? 'needs DATABASE_URL (a PostgreSQL server to cut off)' : false)
+}, async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const proxy = await relay(new URL(DATABASE_URL!))
+  t.teardown(proxy.close)
+  const through = new URL(DATABASE_URL!)
+  through.hostname = '127.0.0.1'
+  through.port = String(proxy.port)
+
+  const a = await instance(t, database)
+  // B reaches the same schema through a relay the test can cut.
+  const b = await instance(t, database, { db: { connectionString: through.href, pool: { connectionTimeoutMillis: 1000 } }, migrate: false })
+  const { apiKey } = await a.app.keygate.createKey({ name: 'revoked-while-down' })
+  t.equal((await get(b.app, apiKey)).statusCode, 200)
+
+  await proxy.cut()
+  t.equal((await get(b.app, apiKey)).statusCode, 200, 'B serves from its cache while its database is down')
+  const heard = nextInvalidation(b.app)
+  await a.app.keygate.deleteKey('revoked-while-down')
+  await heard
+  const after = await get(b.app, apiKey)
+  t.equal(after.statusCode, 503, 'B no longer serves it: with the record evicted and no database, it cannot say yes')
 })
