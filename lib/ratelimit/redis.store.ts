@@ -3,30 +3,32 @@ import { withTimeout } from '../redis/timeout.js'
 import type { ConsumeRequest, ConsumeResult, RateLimitStore } from './store.js'
 
 /**
- * Checks every window, then counts all or none. KEYS are the window counters; ARGV holds each
- * window's limit, then each window's time to live in ms (relative, so a test clock works too).
+ * Counts every window, and undoes all of them if any went over its limit, so a refused request
+ * consumes none (a script runs atomically: nobody sees the counts in between). Counting first
+ * keeps the common case, an allowed request, to one INCR per window. KEYS are the window
+ * counters; ARGV holds each window's limit, then each window's time to live in ms (relative, so a
+ * test clock works too).
  */
 const CONSUME_SCRIPT = `
 local n = #KEYS
-local counts = redis.call('MGET', unpack(KEYS))
-local full = false
-for i = 1, n do
-  counts[i] = tonumber(counts[i] or '0')
-  if counts[i] >= tonumber(ARGV[i]) then full = true end
-end
-if full then
-  table.insert(counts, 1, 0)
-  return counts
-end
+local counts = {}
+local over = false
 for i = 1, n do
   counts[i] = redis.call('INCR', KEYS[i])
   if counts[i] == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[n + i]) end
+  if counts[i] > tonumber(ARGV[i]) then over = true end
+end
+if over then
+  for i = 1, n do counts[i] = redis.call('DECR', KEYS[i]) end
+  table.insert(counts, 1, 0)
+  return counts
 end
 table.insert(counts, 1, 1)
 return counts
 `
 
-const COMMAND = 'keygateRateLimit'
+// Named for its version: a changed script must not meet a client that defined the old one.
+const COMMAND = 'keygateRateLimit2'
 // Counters outlive their window by this much, so a clock a little ahead of Redis's cannot reset one early.
 const EXPIRY_SLACK_MS = 5_000
 
