@@ -1,4 +1,4 @@
-import createError, { type FastifyErrorConstructor } from '@fastify/error'
+import createError from '@fastify/error'
 
 /**
  * Every error the plugin raises, once. The code after `FST_KEYGATE_`, lower-cased, is the
@@ -116,4 +116,3 @@ export function errorBody (error: { code: string, message: string }): { error: s
   return { error: error.code.slice(CODE_PREFIX.length).toLowerCase(), message: error.message }
 }
 
-export type { FastifyErrorConstructor }

@@ -1,4 +1,4 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { Ajv, type ErrorObject } from 'ajv'
 import { KEY_TYPES } from '../db/schema.js'
 import type { FastifyError } from 'fastify'
 import {
@@ -99,4 +99,3 @@ function scopesError (body: unknown, index: string | undefined, keyword: string,
   return new ScopeInvalidError(shown, choices.grantableScopes.join(', '))
 }
 
-export type CreateKeyValidator = ValidateFunction

@@ -16,6 +16,8 @@ export interface AuthHookDeps {
 }
 
 type Done = HookHandlerDoneFunction
+/** The scopes the route requires, if any. */
+type Scopes = readonly string[] | undefined
 
 /**
  * The onRequest hook for the whole host app: every route needs a valid key unless its
@@ -34,18 +36,17 @@ export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookD
     sendError(reply, error)
   }
 
-  function permit (request: FastifyRequest, reply: FastifyReply, done: Done, key: AuthenticatedKey, decision: RateLimitDecision | null): void {
+  function permit (reply: FastifyReply, done: Done, key: AuthenticatedKey, needed: Scopes, decision: RateLimitDecision | null): void {
     if (decision !== null) {
       setRateLimitHeaders(reply, decision, headers, now())
       if (!decision.allowed) return void sendRateLimited(reply, decision.retryAfter)
     }
-    const needed = (request.routeOptions.config.apiKey || undefined)?.scopes
     const missing = needed === undefined ? undefined : firstMissing(key.scopes, needed)
     if (missing !== undefined) return void sendInsufficientScope(reply, missing)
     done()
   }
 
-  function identified (request: FastifyRequest, reply: FastifyReply, done: Done, key: AuthenticatedKey | null): void {
+  function identified (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes, key: AuthenticatedKey | null): void {
     if (key === null) return void sendUnauthorized(reply)
     request.apiKey = key
     let decision
@@ -55,14 +56,17 @@ export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookD
       return failed(request, reply, done, error)
     }
     if (isPromise(decision)) {
-      decision.then((counted) => permit(request, reply, done, key, counted), (error) => failed(request, reply, done, error))
+      decision.then((counted) => permit(reply, done, key, needed, counted), (error) => failed(request, reply, done, error))
     } else {
-      permit(request, reply, done, key, decision)
+      permit(reply, done, key, needed, decision)
     }
   }
 
   return function keygateAuth (request: FastifyRequest, reply: FastifyReply, done: Done): void {
-    if (request.routeOptions.config.apiKey === false) return done()
+    // Read once: `routeOptions` is a getter that builds a new object on every access.
+    const setting = request.routeOptions.config.apiKey
+    if (setting === false) return done()
+    const needed = setting?.scopes
     const keyText = keyTextFromHeader(request.headers.authorization)
     if (keyText === null) return void sendUnauthorized(reply)
     let key
@@ -72,9 +76,9 @@ export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookD
       return failed(request, reply, done, error)
     }
     if (isPromise(key)) {
-      key.then((found) => identified(request, reply, done, found), (error) => failed(request, reply, done, error))
+      key.then((found) => identified(request, reply, done, needed, found), (error) => failed(request, reply, done, error))
     } else {
-      identified(request, reply, done, key)
+      identified(request, reply, done, needed, key)
     }
   }
 }

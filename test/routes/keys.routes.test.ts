@@ -137,6 +137,14 @@ t.test('create refuses bad input with the contract\'s exact 400 bodies', async (
   })
   t.equal(badJson.statusCode, 400)
   t.same(badJson.json(), { error: 'bad_request', message: "Body is not valid JSON but content-type is set to 'application/json'" })
+  const xml = await app.inject({
+    method: 'POST',
+    url: '/api/v1/keys/create',
+    headers: { authorization: admin, 'content-type': 'application/xml' },
+    payload: '<name>k</name>'
+  })
+  t.equal(xml.statusCode, 415)
+  t.same(xml.json(), { error: 'unsupported_media_type', message: 'Unsupported Media Type' })
   t.same((await call('GET', '/api/v1/keys/list')).json().map((k: { name: string }) => k.name), ['admin'], 'nothing was created')
 
   const longest = await call('POST', '/api/v1/keys/create', { name: 'ü'.repeat(128) })
