@@ -41,7 +41,7 @@ export interface KeygateOptions {
   /** Most live keys at once. Default `50`. */
   maxKeys?: number
   /**
-   * Server secret for key fingerprints (HMAC-SHA256), at least 32 bytes. Required when Redis is
+   * Server secret for key fingerprints (keyed SHA-256), at least 32 bytes. Required when Redis is
    * used, since instances must agree on fingerprints. Default: random per process.
    */
   secret?: string | Buffer

@@ -9,7 +9,7 @@ import { isPromise, type MaybePromise } from '../maybe-promise.js'
 import { type ParsedKey, parseKey } from '../keys/key-text.js'
 import { findLiveKeyById } from '../repositories/api-key.repository.js'
 import type { AbuseGuard } from './abuse-guard.js'
-import { type Fingerprint, sameFingerprint } from './fingerprint.js'
+import { type Fingerprint, retainable, sameFingerprint } from './fingerprint.js'
 
 /** `request.apiKey`: the key a request authenticated with. */
 export interface AuthenticatedKey extends KeyInfo {
@@ -45,7 +45,7 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
   const inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
 
   function entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
-    return { key: { id: row.id, ...toKeyInfo(row) }, fingerprint: keyFingerprint, hashDigest: fingerprint(row.hash), freshUntil: at + cacheTtl }
+    return { key: { id: row.id, ...toKeyInfo(row) }, fingerprint: retainable(keyFingerprint), hashDigest: retainable(fingerprint(row.hash)), freshUntil: at + cacheTtl }
   }
 
   async function verify (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {

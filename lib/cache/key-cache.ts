@@ -3,13 +3,13 @@ import type { MaybePromise } from '../maybe-promise.js'
 
 /**
  * What the cache holds for a key id once its text has been verified with argon2. Never the key
- * itself: only an HMAC-SHA256 fingerprint of it, keyed by the server secret.
+ * itself: only a fingerprint of it, keyed by the server secret (see auth/fingerprint.ts).
  */
 export interface CachedKey {
   key: AuthenticatedKey
-  /** HMAC-SHA256 (option `secret`) of the key text that was verified, base64url. */
+  /** Fingerprint (option `secret`) of the key text that was verified. */
   fingerprint: string
-  /** HMAC-SHA256 of the stored argon2 hash: tells a refresh whether the hash changed. */
+  /** Fingerprint of the stored argon2 hash: tells a refresh whether the hash changed. */
   hashDigest: string
   /** Trusted without reading the database until then (ms since the epoch). */
   freshUntil: number
