@@ -3,37 +3,54 @@ import { withTimeout } from '../redis/timeout.js'
 import type { ConsumeRequest, ConsumeResult, RateLimitStore } from './store.js'
 
 /**
- * Counts every window, and undoes all of them if any went over its limit, so a refused request
+ * Counts a batch of requests, one after another, as if each had come alone. For each request it
+ * counts every window, and undoes them all if any went over its limit, so a refused request
  * consumes none (a script runs atomically: nobody sees the counts in between). Counting first
- * keeps the common case, an allowed request, to one INCR per window. KEYS are the window
- * counters; ARGV holds each window's limit, then each window's time to live in ms (relative, so a
- * test clock works too).
+ * keeps the common case, an allowed request, to one INCR per window.
+ *
+ * KEYS: every request's window counters, in order. ARGV: per request, its number of windows n,
+ * then each window's limit, then each window's time to live in ms (relative, so a test clock
+ * works too). Returns, per request, 1 or 0 (allowed or not) followed by its n counts.
  */
 const CONSUME_SCRIPT = `
-local n = #KEYS
-local counts = {}
-local over = false
-for i = 1, n do
-  counts[i] = redis.call('INCR', KEYS[i])
-  if counts[i] == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[n + i]) end
-  if counts[i] > tonumber(ARGV[i]) then over = true end
+local out = {}
+local k = 0
+local a = 1
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  local counts = {}
+  local over = false
+  for i = 1, n do
+    counts[i] = redis.call('INCR', KEYS[k + i])
+    if counts[i] == 1 then redis.call('PEXPIRE', KEYS[k + i], ARGV[a + n + i]) end
+    if counts[i] > tonumber(ARGV[a + i]) then over = true end
+  end
+  if over then
+    for i = 1, n do counts[i] = redis.call('DECR', KEYS[k + i]) end
+  end
+  out[#out + 1] = over and 0 or 1
+  for i = 1, n do out[#out + 1] = counts[i] end
+  k = k + n
+  a = a + 1 + 2 * n
 end
-if over then
-  for i = 1, n do counts[i] = redis.call('DECR', KEYS[i]) end
-  table.insert(counts, 1, 0)
-  return counts
-end
-table.insert(counts, 1, 1)
-return counts
+return out
 `
 
 // Named for its version: a changed script must not meet a client that defined the old one.
-const COMMAND = 'keygateRateLimit2'
+const COMMAND = 'keygateRateLimit3'
 // Counters outlive their window by this much, so a clock a little ahead of Redis's cannot reset one early.
 const EXPIRY_SLACK_MS = 5_000
+// Requests per script call: a script blocks Redis while it runs, so a burst goes in several.
+const MAX_BATCH = 100
 
 type ScriptClient = (Redis | Cluster) & {
   [COMMAND]: (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<number[]>
+}
+
+interface Pending {
+  request: ConsumeRequest
+  resolve: (result: ConsumeResult) => void
+  reject: (error: unknown) => void
 }
 
 export interface RedisRateLimitStoreOptions {
@@ -44,11 +61,17 @@ export interface RedisRateLimitStoreOptions {
   timeoutMs?: number
 }
 
-/** Counters in Redis, shared by every instance: one script call, one round trip per request. */
+/**
+ * Counters in Redis, shared by every instance. The requests that arrive in one turn of the event
+ * loop are counted by one script call: one round trip for all of them, never more than one per
+ * request. On a Redis Cluster a call holds one key id's requests, as its keys must share a slot.
+ */
 export class RedisRateLimitStore implements RateLimitStore {
   readonly #client: ScriptClient
   readonly #keyPrefix: string
   readonly #timeoutMs: number
+  readonly #cluster: boolean
+  #pending: Pending[] = []
 
   constructor ({ client, keyPrefix = 'keygate:rl:', timeoutMs = 250 }: RedisRateLimitStoreOptions) {
     // Registered once per client; ioredis sends EVALSHA and falls back to EVAL by itself.
@@ -58,15 +81,66 @@ export class RedisRateLimitStore implements RateLimitStore {
     this.#client = client as unknown as ScriptClient
     this.#keyPrefix = keyPrefix
     this.#timeoutMs = timeoutMs
+    this.#cluster = (client as { isCluster?: boolean }).isCluster === true
   }
 
-  async consume ({ keyId, windows, now }: ConsumeRequest): Promise<ConsumeResult> {
-    // The {keyId} hash tag puts all counters of one call in one Redis Cluster slot.
-    const keys = windows.map((window) => `${this.#keyPrefix}{${keyId}}:${window.name}:${window.start}`)
-    const limits = windows.map((window) => window.limit)
-    const ttls = windows.map((window) => window.start + window.durationMs - now + EXPIRY_SLACK_MS)
-    const reply = await withTimeout(this.#client[COMMAND](keys.length, ...keys, ...limits, ...ttls), this.#timeoutMs)
-    const [allowed, ...counts] = reply
-    return { allowed: allowed === 1, counts: windows.map((_, i) => counts[i] ?? 0) }
+  async consume (request: ConsumeRequest): Promise<ConsumeResult> {
+    return await new Promise((resolve, reject) => {
+      // setImmediate runs once the event loop has read every request that was ready, so the
+      // batch holds all of them; a microtask would run after each one.
+      if (this.#pending.length === 0) setImmediate(this.#flush)
+      this.#pending.push({ request, resolve, reject })
+    })
   }
+
+  readonly #flush = (): void => {
+    const pending = this.#pending
+    this.#pending = []
+    for (const batch of batches(pending, this.#cluster, MAX_BATCH)) void this.#send(batch)
+  }
+
+  async #send (batch: Pending[]): Promise<void> {
+    const keys: string[] = []
+    const args: number[] = []
+    for (const { request: { keyId, windows, now } } of batch) {
+      args.push(windows.length)
+      for (const window of windows) {
+        // The {keyId} hash tag puts all counters of one key in one Redis Cluster slot.
+        keys.push(`${this.#keyPrefix}{${keyId}}:${window.name}:${window.start}`)
+        args.push(window.limit)
+      }
+      for (const window of windows) args.push(window.start + window.durationMs - now + EXPIRY_SLACK_MS)
+    }
+    let reply: number[]
+    try {
+      reply = await withTimeout(this.#client[COMMAND](keys.length, ...keys, ...args), this.#timeoutMs)
+    } catch (error) {
+      for (const { reject } of batch) reject(error)
+      return
+    }
+    let at = 0
+    for (const { request, resolve } of batch) {
+      const allowed = reply[at] === 1
+      const counts = request.windows.map((_, i) => reply[at + 1 + i] ?? 0)
+      at += 1 + request.windows.length
+      resolve({ allowed, counts })
+    }
+  }
+}
+
+/**
+ * Splits waiting requests into script calls of at most `max` requests, in arrival order. On a
+ * cluster each call holds one key id only; otherwise any mix.
+ */
+export function batches<T extends { request: { keyId: string } }> (pending: T[], byKeyId: boolean, max: number): T[][] {
+  const groups = new Map<string, T[][]>()
+  for (const item of pending) {
+    const group = byKeyId ? item.request.keyId : ''
+    let calls = groups.get(group)
+    if (calls === undefined) groups.set(group, calls = [[]])
+    let last = calls[calls.length - 1] as T[]
+    if (last.length === max) calls.push(last = [])
+    last.push(item)
+  }
+  return [...groups.values()].flat()
 }

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { MemoryRateLimitStore } from '../../lib/ratelimit/memory.store.js'
-import { RedisRateLimitStore } from '../../lib/ratelimit/redis.store.js'
+import { batches, RedisRateLimitStore } from '../../lib/ratelimit/redis.store.js'
 import type { RateLimitStore, WindowRequest } from '../../lib/ratelimit/store.js'
 import { needsRedis, redisClient, uniqueKeyPrefix } from '../helpers/redis.js'
 
@@ -65,6 +65,19 @@ function storeContract (name: string, makeStore: (t: Test) => RateLimitStore, sk
       t.same(results.filter((r) => r.allowed).map((r) => r.counts[0]).sort((a, b) => (a ?? 0) - (b ?? 0)),
         Array.from({ length: 60 }, (_, i) => i + 1), 'each admitted request saw its own count')
     })
+
+    await t.test('several keys at once, a refusal among them: each request counted as if alone', async (t) => {
+      const store = makeStore(t)
+      const consume = async (keyId: string, perMinute: number) => await store.consume({ keyId, windows: windows(T0, perMinute, 10), now: T0 })
+      t.same(await Promise.all([consume('x', 1), consume('y', 2), consume('x', 1), consume('y', 2), consume('y', 2), consume('z', 5)]), [
+        { allowed: true, counts: [1, 1] },
+        { allowed: true, counts: [1, 1] },
+        { allowed: false, counts: [1, 1] },
+        { allowed: true, counts: [2, 2] },
+        { allowed: false, counts: [2, 2] },
+        { allowed: true, counts: [1, 1] }
+      ])
+    })
   })
 }
 
@@ -93,4 +106,42 @@ t.test('redis: counters expire with their window and share a hash tag', { skip: 
   const hourTtl = await client.pttl(`${keyPrefix}{ttl}:hour:${T0}`)
   t.ok(hourTtl > 3_585_000 && hourTtl <= 3_590_000, `the hour counter likewise (${hourTtl} ms)`)
   await client.del(...keys)
+})
+
+t.test('redis: the requests of one event-loop turn share one script call, at most 100 to a call', { skip: needsRedis }, async (t) => {
+  const client = redisClient(t)
+  const keyPrefix = uniqueKeyPrefix()
+  const store = new RedisRateLimitStore({ client, keyPrefix })
+  // Redis's own view of what it was sent, from a connection of its own.
+  const monitor = await redisClient(t).monitor()
+  t.teardown(() => monitor.disconnect())
+  const calls: number[] = []
+  const marker = `${keyPrefix}done`
+  const seenAll = new Promise<void>((resolve) => {
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      // A fresh client sends its first call as EVAL (the script's text), then EVALSHA.
+      const command = args[0]?.toLowerCase()
+      if ((command === 'eval' || command === 'evalsha') && args[3]?.startsWith(keyPrefix) === true) calls.push(Number(args[2]))
+      if (args[0]?.toLowerCase() === 'ping' && args[1] === marker) resolve()
+    })
+  })
+  const results = await Promise.all(Array.from({ length: 250 }, async (_, i) =>
+    await store.consume({ keyId: `key${i % 3}`, windows: windows(T0, 1000, 1000), now: T0 })))
+  t.equal(results.filter((r) => r.allowed).length, 250)
+  t.same(results.slice(0, 6).map((r) => r.counts), [[1, 1], [1, 1], [1, 1], [2, 2], [2, 2], [2, 2]])
+  // Redis runs commands in order: once the monitor shows this PING, it has shown every call before it.
+  await client.ping(marker)
+  await seenAll
+  t.same(calls, [200, 200, 100], 'three calls: 100, 100 and 50 requests of two windows each')
+})
+
+t.test('batches: any mix of key ids, or one key id per call on a cluster; at most max per call', async (t) => {
+  const item = (keyId: string, n: number) => ({ request: { keyId }, n })
+  const pending = [item('a', 1), item('b', 2), item('a', 3), item('a', 4), item('c', 5)]
+  const ns = (calls: Array<Array<{ n: number }>>) => calls.map((call) => call.map(({ n }) => n))
+  t.same(ns(batches(pending, false, 100)), [[1, 2, 3, 4, 5]])
+  t.same(ns(batches(pending, false, 2)), [[1, 2], [3, 4], [5]])
+  t.same(ns(batches(pending, true, 100)), [[1, 3, 4], [2], [5]])
+  t.same(ns(batches(pending, true, 2)), [[1, 3], [4], [2], [5]])
+  t.same(batches([], false, 100), [])
 })
