@@ -4,9 +4,10 @@ import fp from 'fastify-plugin'
 import { createKeyInfoMapper } from './api/key-info.js'
 import { createKeygateApi } from './api/keygate-api.js'
 import { AbuseGuard } from './auth/abuse-guard.js'
-import { createAuthenticator } from './auth/authenticator.js'
+import { createAuthenticator, createEntryFor } from './auth/authenticator.js'
 import { createFingerprinter } from './auth/fingerprint.js'
 import { createAuthHook } from './auth/hook.js'
+import { KeyRenewal } from './auth/renewal.js'
 import { validateRouteConfig } from './auth/route-config.js'
 import { grantableScopes } from './auth/scopes.js'
 import type { KeyCache } from './cache/key-cache.js'
@@ -22,6 +23,7 @@ import { MemoryRateLimitStore } from './ratelimit/memory.store.js'
 import type { Plan } from './ratelimit/plans.js'
 import { RedisRateLimitStore } from './ratelimit/redis.store.js'
 import type { RateLimitStore } from './ratelimit/store.js'
+import { KeyReader } from './repositories/key-reader.js'
 import { keyRoutes } from './routes/keys.routes.js'
 import './types.js'
 
@@ -74,17 +76,22 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.decorate('keygateCache', cache)
   fastify.decorateRequest('apiKey', null)
   fastify.addHook('onRoute', (routeOptions) => validateRouteConfig(routeOptions, opts.scopes))
+  const fingerprint = createFingerprinter(opts.secret)
+  const entryFor = createEntryFor({ toKeyInfo, fingerprint, cacheTtl: opts.cacheTtl })
+  const renewal = new KeyRenewal({ db, cache, fingerprint, now: opts.now, cacheTtl: opts.cacheTtl, entryFor })
+  // Close hooks run last-registered first: a renewal still reading finishes before the pool closes.
+  fastify.addHook('onClose', async () => await renewal.idle())
   fastify.addHook('onRequest', createAuthHook({
     authenticate: createAuthenticator({
-      db,
+      reader: new KeyReader(db),
       hasher,
       prefixes: opts.prefixes,
-      toKeyInfo,
       cache,
       guard,
-      fingerprint: createFingerprinter(opts.secret),
+      fingerprint,
+      entryFor,
+      renewal,
       now: opts.now,
-      cacheTtl: opts.cacheTtl,
       staleIfError: opts.staleIfError
     }),
     limit: createLimiter({ store: rateLimitStore(opts, redis), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),

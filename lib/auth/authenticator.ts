@@ -1,14 +1,14 @@
-import type { Kysely } from 'kysely'
 import type { KeyInfo, ToKeyInfo } from '../api/key-info.js'
 import type { CachedKey, KeyCache } from '../cache/key-cache.js'
-import type { ApiKeyRow, KeygateDatabase } from '../db/schema.js'
+import type { ApiKeyRow } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
 import { ServiceUnavailableError } from '../errors.js'
 import type { KeyHasher } from '../keys/hasher.js'
 import { isPromise, type MaybePromise } from '../maybe-promise.js'
 import { type ParsedKey, parseKey } from '../keys/key-text.js'
-import { findLiveKeyById } from '../repositories/api-key.repository.js'
+import type { KeyReader } from '../repositories/key-reader.js'
 import type { AbuseGuard } from './abuse-guard.js'
+import type { KeyRenewal } from './renewal.js'
 import { type Fingerprint, retainable, sameFingerprint } from './fingerprint.js'
 
 /** `request.apiKey`: the key a request authenticated with. */
@@ -20,18 +20,31 @@ export interface AuthenticatedKey extends KeyInfo {
 /** Synchronous on the hot path (a fresh key in this process's cache), a promise otherwise. */
 export type Authenticate = (keyText: string) => MaybePromise<AuthenticatedKey | null>
 
+/** Builds the cache entry for a row just read, keeping the fingerprint of the text verified. */
+export type EntryFor = (row: ApiKeyRow, keyFingerprint: string, at: number) => CachedKey
+
+export function createEntryFor ({ toKeyInfo, fingerprint, cacheTtl }: { toKeyInfo: ToKeyInfo, fingerprint: Fingerprint, cacheTtl: number }): EntryFor {
+  return (row, keyFingerprint, at) => ({
+    key: { id: row.id, ...toKeyInfo(row) },
+    fingerprint: retainable(keyFingerprint),
+    hashDigest: retainable(fingerprint(row.hash)),
+    freshUntil: at + cacheTtl
+  })
+}
+
 export interface AuthenticatorDeps {
-  db: Kysely<KeygateDatabase>
+  /** Reads keys by id, batched. */
+  reader: Pick<KeyReader, 'read'>
   hasher: KeyHasher
   prefixes: readonly string[]
-  toKeyInfo: ToKeyInfo
   cache: KeyCache
   guard: AbuseGuard
   fingerprint: Fingerprint
+  entryFor: EntryFor
+  /** Renews keys in steady use ahead of their freshness. */
+  renewal: Pick<KeyRenewal, 'note'>
   now: () => number
-  /** How long a verified record is trusted without the database, in ms. */
-  cacheTtl: number
-  /** How long past that a record keeps serving while the database is down, in ms. */
+  /** How long past its freshness a record keeps serving while the database is down, in ms. */
   staleIfError: number
 }
 
@@ -40,16 +53,12 @@ export interface AuthenticatorDeps {
  * known by its fingerprint; only a key never verified here reaches argon2, once.
  */
 export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
-  const { db, hasher, toKeyInfo, cache, guard, fingerprint, now, cacheTtl, staleIfError } = deps
+  const { reader, hasher, cache, guard, fingerprint, entryFor, renewal, now, staleIfError } = deps
   const accepted = new Set(deps.prefixes)
   const inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
 
-  function entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
-    return { key: { id: row.id, ...toKeyInfo(row) }, fingerprint: retainable(keyFingerprint), hashDigest: retainable(fingerprint(row.hash)), freshUntil: at + cacheTtl }
-  }
-
   async function verify (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {
-    const row = await whileAvailable(() => findLiveKeyById(db, parsed.keyId))
+    const row = await whileAvailable(() => reader.read(parsed.keyId))
     if (row === undefined || row.prefix !== parsed.prefix) {
       guard.rememberMissing(parsed.keyId, at)
       return null
@@ -67,7 +76,7 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
   async function refresh (parsed: ParsedKey, cached: CachedKey, at: number): Promise<AuthenticatedKey | null> {
     let row: ApiKeyRow | undefined
     try {
-      row = await whileAvailable(() => findLiveKeyById(db, parsed.keyId))
+      row = await whileAvailable(() => reader.read(parsed.keyId))
     } catch (error) {
       // The database is down: a record verified recently enough keeps serving for a while.
       if (error instanceof ServiceUnavailableError && at < cached.freshUntil + staleIfError) return cached.key
@@ -94,7 +103,10 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
 
   /** A fresh cache hit answers at once; everything else goes the slow way, one flight per key. */
   function decide (parsed: ParsedKey, keyFingerprint: string, cached: CachedKey | undefined, at: number): MaybePromise<AuthenticatedKey | null> {
-    if (cached !== undefined && at < cached.freshUntil && sameFingerprint(cached.fingerprint, keyFingerprint)) return cached.key
+    if (cached !== undefined && at < cached.freshUntil && sameFingerprint(cached.fingerprint, keyFingerprint)) {
+      void renewal.note(parsed.keyId, cached, at)
+      return cached.key
+    }
     // Concurrent requests with the same key share one database read and one argon2 run.
     const flightKey = `${parsed.keyId}:${keyFingerprint}`
     let flight = inFlight.get(flightKey)

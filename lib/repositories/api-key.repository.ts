@@ -45,14 +45,15 @@ export async function insertKey (trx: Transaction<KeygateDatabase>, row: NewApiK
   return result.numInsertedOrUpdatedRows === 1n
 }
 
-/** The live key with this id, hash included: for authentication only. */
-export async function findLiveKeyById (db: Db, id: string): Promise<ApiKeyRow | undefined> {
+/** The live keys among these ids, hashes included: for authentication only, many keys in one read. */
+export async function findLiveKeysByIds (db: Db, ids: readonly string[]): Promise<ApiKeyRow[]> {
+  if (ids.length === 0) return []
   return await db
     .selectFrom('keygate_api_keys')
     .selectAll()
-    .where('id', '=', id)
+    .where('id', 'in', ids)
     .where('deleted_at', 'is', null)
-    .executeTakeFirst()
+    .execute()
 }
 
 export async function listLiveKeys (db: Db, filter: { keyFor?: KeyType, newestFirst?: boolean } = {}): Promise<ApiKeyListing[]> {

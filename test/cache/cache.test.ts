@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import keygate, { type KeygateOptions, MemoryKeyCache } from '../../lib/index.js'
+import keygate, { type CachedKey, type KeygateOptions, MemoryKeyCache } from '../../lib/index.js'
 import { encodeBase62 } from '../../lib/keys/base62.js'
 import { generateKey } from '../../lib/keys/key-text.js'
 import { countingHasher, countingSelects, testClock } from '../helpers/app.js'
@@ -134,4 +134,53 @@ t.test('cacheSize bounds the in-process cache', async (t) => {
   t.equal(counts.verify, 3)
   await get(app, keys[0]!)
   t.equal(counts.verify, 4, 'the least recently used key was evicted and verified again')
+})
+
+/** The 8-character key id inside key text. */
+const keyIdOf = (key: string) => key.slice(key.indexOf('_') + 1, key.indexOf('_') + 9)
+
+t.test('keys in steady use are renewed ahead of their freshness, many in one read, and no request waits', async (t) => {
+  const cache = new MemoryKeyCache()
+  const { app, selects, clock, get } = await setup(t, { cache })
+  const start = clock.now()
+  const keys = [(await app.keygate.createKey({ name: 'a' })).apiKey, (await app.keygate.createKey({ name: 'b' })).apiKey]
+  for (const key of keys) t.equal((await get(app, key)).statusCode, 200)
+  const before = selects()
+
+  clock.advance(2_000)
+  for (const key of keys) t.equal((await get(app, key)).statusCode, 200)
+  t.equal(selects(), before, 'first half of the freshness: nothing to renew')
+  clock.advance(600)
+  for (const key of keys) t.equal((await get(app, key)).statusCode, 200)
+  t.equal(selects(), before, 'second half: queued, not read yet, and served from the cache')
+  clock.advance(100)
+  t.equal((await get(app, keys[0]!)).statusCode, 200, 'a request once the queue has waited 100 ms')
+  await app.close() // waits for the renewal's read
+  t.equal(selects(), before + 1, 'one read for both keys')
+  for (const key of keys) t.equal((cache.get(keyIdOf(key)) as CachedKey).freshUntil, start + 2_700 + 5_000, 'fresh for another 5 s')
+})
+
+t.test('a renewal leaves a key alone when it was deleted, re-issued or evicted before the read', async (t) => {
+  const cache = new MemoryKeyCache()
+  const { app, clock, database, get } = await setup(t, { cache })
+  const table = () => database.db.withSchema(database.schema).updateTable('keygate_api_keys')
+  const names = ['deleted', 'reissued', 'evicted', 'kept']
+  const keys = new Map<string, string>()
+  for (const name of names) keys.set(name, (await app.keygate.createKey({ name })).apiKey)
+  for (const key of keys.values()) await get(app, key)
+  clock.advance(2_600)
+  for (const key of keys.values()) await get(app, key)
+  const queued = new Map(names.map((name) => [name, cache.get(keyIdOf(keys.get(name)!)) as CachedKey]))
+
+  await table().set({ deleted_at: new Date() }).where('name', '=', 'deleted').execute()
+  await table().set({ hash: 'another-hash' }).where('name', '=', 'reissued').execute()
+  await app.keygate.deleteKey('evicted')
+  clock.advance(100)
+  await get(app, keys.get('kept')!)
+  await app.close()
+
+  t.equal(cache.get(keyIdOf(keys.get('deleted')!)), queued.get('deleted'), 'deleted: not renewed; its freshness ends as before')
+  t.equal(cache.get(keyIdOf(keys.get('reissued')!)), queued.get('reissued'), 're-issued: not renewed')
+  t.equal(cache.get(keyIdOf(keys.get('evicted')!)), undefined, 'evicted: not brought back')
+  t.equal((cache.get(keyIdOf(keys.get('kept')!)) as CachedKey).freshUntil, clock.now() + 5_000, 'the unchanged key is renewed')
 })
