@@ -28,8 +28,28 @@ export function encodeBase62 (value: number, width: number): string {
   return out.padStart(width, '0')
 }
 
-const BASE62_CHAR = /^[0-9A-Za-z]+$/
+// The value of each base62 character by its char code; -1 for anything else.
+const DIGIT_VALUE = new Int8Array(128).fill(-1)
+for (let i = 0; i < BASE62_ALPHABET.length; i++) DIGIT_VALUE[BASE62_ALPHABET.charCodeAt(i)] = i
 
-export function isBase62 (text: string): boolean {
-  return BASE62_CHAR.test(text)
+/** The value of `text[start, end)` read as base62, or -1 if a character is not base62. */
+export function decodeBase62 (text: string, start = 0, end = text.length): number {
+  let value = 0
+  for (let i = start; i < end; i++) {
+    const code = text.charCodeAt(i)
+    const digit = code < 128 ? DIGIT_VALUE[code] as number : -1
+    if (digit === -1) return -1
+    value = value * 62 + digit
+  }
+  return value
+}
+
+/** True when `text[start, end)` is not empty and all base62. */
+export function isBase62 (text: string, start = 0, end = text.length): boolean {
+  if (end <= start) return false
+  for (let i = start; i < end; i++) {
+    const code = text.charCodeAt(i)
+    if (code >= 128 || DIGIT_VALUE[code] === -1) return false
+  }
+  return true
 }

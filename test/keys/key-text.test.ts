@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib'
 import t from 'tap'
-import { BASE62_ALPHABET, encodeBase62, randomBase62 } from '../../lib/keys/base62.js'
+import { BASE62_ALPHABET, decodeBase62, encodeBase62, isBase62, randomBase62 } from '../../lib/keys/base62.js'
 import { generateKey, keyIdentifier, parseKey } from '../../lib/keys/key-text.js'
 
 const PREFIXES = new Set(['metlo', 'mlo'])
@@ -25,6 +25,15 @@ t.test('base62 helpers', async (t) => {
   t.equal(encodeBase62(61, 1), 'z')
   t.equal(encodeBase62(62, 2), '10')
   t.equal(encodeBase62(0xffffffff, 6), '4gfFC3')
+  t.equal(decodeBase62('4gfFC3'), 0xffffffff)
+  t.equal(decodeBase62('xx000010', 2, 8), 62, 'a range of the text')
+  t.equal(decodeBase62('00-001'), -1)
+  t.equal(decodeBase62('00é001'), -1)
+  t.equal(isBase62('aZ09'), true)
+  t.equal(isBase62('_aZ09_', 1, 5), true)
+  t.equal(isBase62('aZ 09'), false)
+  t.equal(isBase62('aZ\u{1F600}'), false)
+  t.equal(isBase62(''), false)
   const drawn = randomBase62(10_000)
   t.equal(drawn.length, 10_000)
   t.equal([...drawn].every((c) => BASE62_ALPHABET.includes(c)), true)
@@ -44,6 +53,8 @@ t.test('parseKey refuses, without I/O, everything that is not a well-formed key'
     'body too short': text.slice(0, -1),
     'body too long': `${text}a`,
     'non-base62 character': `metlo_${body.slice(0, 10)}-${body.slice(11)}`,
+    'non-base62 character in the checksum': `${text.slice(0, -1)}-`,
+    'non-ASCII character': `metlo_${body.slice(0, 10)}é${body.slice(11)}`,
     'one-character typo': `metlo_${body.slice(0, 10)}${typo}${body.slice(11)}`,
     'checksum of another prefix': `mlo_${body}`,
     'leading separator': `_${body}`
