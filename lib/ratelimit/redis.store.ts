@@ -84,8 +84,8 @@ export class RedisRateLimitStore implements RateLimitStore {
     this.#cluster = (client as { isCluster?: boolean }).isCluster === true
   }
 
-  async consume (request: ConsumeRequest): Promise<ConsumeResult> {
-    return await new Promise((resolve, reject) => {
+  consume (request: ConsumeRequest): Promise<ConsumeResult> {
+    return new Promise((resolve, reject) => {
       // setImmediate runs once the event loop has read every request that was ready, so the
       // batch holds all of them; a microtask would run after each one.
       if (this.#pending.length === 0) setImmediate(this.#flush)
