@@ -4,7 +4,8 @@ import fp from 'fastify-plugin'
 import { createKeyInfoMapper } from './api/key-info.js'
 import { createKeygateApi } from './api/keygate-api.js'
 import { AbuseGuard } from './auth/abuse-guard.js'
-import { createAuthenticator, createEntryFor } from './auth/authenticator.js'
+import { createAuthenticator } from './auth/authenticator.js'
+import { createEntryFor } from './auth/cache-entry.js'
 import { createFingerprinter } from './auth/fingerprint.js'
 import { createAuthHook } from './auth/hook.js'
 import { KeyRenewal } from './auth/renewal.js'
@@ -23,7 +24,7 @@ import { MemoryRateLimitStore } from './ratelimit/memory.store.js'
 import type { Plan } from './ratelimit/plans.js'
 import { RedisRateLimitStore } from './ratelimit/redis.store.js'
 import type { RateLimitStore } from './ratelimit/store.js'
-import { KeyReader } from './repositories/key-reader.js'
+import { KeyReader } from './auth/key-reader.js'
 import { keyRoutes } from './routes/keys.routes.js'
 import './types.js'
 
@@ -78,7 +79,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.addHook('onRoute', (routeOptions) => validateRouteConfig(routeOptions, opts.scopes))
   const fingerprint = createFingerprinter(opts.secret)
   const entryFor = createEntryFor({ toKeyInfo, fingerprint, cacheTtl: opts.cacheTtl })
-  const renewal = new KeyRenewal({ db, cache, fingerprint, now: opts.now, cacheTtl: opts.cacheTtl, entryFor })
+  const renewal = new KeyRenewal({ db, cache, fingerprint, entryFor, now: opts.now, cacheTtl: opts.cacheTtl, log: fastify.log })
   // Close hooks run last-registered first: a renewal still reading finishes before the pool closes.
   fastify.addHook('onClose', async () => await renewal.idle())
   fastify.addHook('onRequest', createAuthHook({

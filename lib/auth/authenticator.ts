@@ -1,4 +1,4 @@
-import type { KeyInfo, ToKeyInfo } from '../api/key-info.js'
+import type { KeyInfo } from '../api/key-info.js'
 import type { CachedKey, KeyCache } from '../cache/key-cache.js'
 import type { ApiKeyRow } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
@@ -6,10 +6,11 @@ import { ServiceUnavailableError } from '../errors.js'
 import type { KeyHasher } from '../keys/hasher.js'
 import { isPromise, type MaybePromise } from '../maybe-promise.js'
 import { type ParsedKey, parseKey } from '../keys/key-text.js'
-import type { KeyReader } from '../repositories/key-reader.js'
+import type { KeyReader } from './key-reader.js'
 import type { AbuseGuard } from './abuse-guard.js'
 import type { KeyRenewal } from './renewal.js'
-import { type Fingerprint, retainable, sameFingerprint } from './fingerprint.js'
+import type { EntryFor } from './cache-entry.js'
+import { type Fingerprint, sameFingerprint } from './fingerprint.js'
 
 /** `request.apiKey`: the key a request authenticated with. */
 export interface AuthenticatedKey extends KeyInfo {
@@ -19,18 +20,6 @@ export interface AuthenticatedKey extends KeyInfo {
 
 /** Synchronous on the hot path (a fresh key in this process's cache), a promise otherwise. */
 export type Authenticate = (keyText: string) => MaybePromise<AuthenticatedKey | null>
-
-/** Builds the cache entry for a row just read, keeping the fingerprint of the text verified. */
-export type EntryFor = (row: ApiKeyRow, keyFingerprint: string, at: number) => CachedKey
-
-export function createEntryFor ({ toKeyInfo, fingerprint, cacheTtl }: { toKeyInfo: ToKeyInfo, fingerprint: Fingerprint, cacheTtl: number }): EntryFor {
-  return (row, keyFingerprint, at) => ({
-    key: { id: row.id, ...toKeyInfo(row) },
-    fingerprint: retainable(keyFingerprint),
-    hashDigest: retainable(fingerprint(row.hash)),
-    freshUntil: at + cacheTtl
-  })
-}
 
 export interface AuthenticatorDeps {
   /** Reads keys by id, batched. */
@@ -42,7 +31,7 @@ export interface AuthenticatorDeps {
   fingerprint: Fingerprint
   entryFor: EntryFor
   /** Renews keys in steady use ahead of their freshness. */
-  renewal: Pick<KeyRenewal, 'note'>
+  renewal: Pick<KeyRenewal, 'noteFreshHit'>
   now: () => number
   /** How long past its freshness a record keeps serving while the database is down, in ms. */
   staleIfError: number
@@ -104,7 +93,7 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
   /** A fresh cache hit answers at once; everything else goes the slow way, one flight per key. */
   function decide (parsed: ParsedKey, keyFingerprint: string, cached: CachedKey | undefined, at: number): MaybePromise<AuthenticatedKey | null> {
     if (cached !== undefined && at < cached.freshUntil && sameFingerprint(cached.fingerprint, keyFingerprint)) {
-      void renewal.note(parsed.keyId, cached, at)
+      void renewal.noteFreshHit(parsed.keyId, cached, at)
       return cached.key
     }
     // Concurrent requests with the same key share one database read and one argon2 run.

@@ -53,7 +53,7 @@ export function parseKey (text: string, prefixes: ReadonlySet<string>): ParsedKe
   const checksumStart = text.length - CHECKSUM_LENGTH
   if (!isBase62(text, separator + 1, checksumStart)) return null
   // Reading the checksum as a number (-1 if it is not base62) rather than writing the expected
-  // one as text: the same test, with no string built on every request.
+  // one as text: the same test, without building the expected checksum on every request.
   if (crc32(text.slice(0, checksumStart)) !== decodeBase62(text, checksumStart)) return null
   return { text, prefix, keyId: text.slice(separator + 1, separator + 1 + KEY_ID_LENGTH) }
 }

@@ -111,19 +111,18 @@ export class RedisRateLimitStore implements RateLimitStore {
       }
       for (const window of windows) args.push(window.start + window.durationMs - now + EXPIRY_SLACK_MS)
     }
-    let reply: number[]
     try {
-      reply = await withTimeout(this.#client[COMMAND](keys.length, ...keys, ...args), this.#timeoutMs)
+      const reply = await withTimeout(this.#client[COMMAND](keys.length, ...keys, ...args), this.#timeoutMs)
+      let at = 0
+      for (const { request, resolve } of batch) {
+        const allowed = reply[at] === 1
+        const counts = request.windows.map((_, i) => reply[at + 1 + i] ?? 0)
+        at += 1 + request.windows.length
+        resolve({ allowed, counts })
+      }
     } catch (error) {
+      // Every request of the call still waiting fails with it (a settled one stays settled).
       for (const { reject } of batch) reject(error)
-      return
-    }
-    let at = 0
-    for (const { request, resolve } of batch) {
-      const allowed = reply[at] === 1
-      const counts = request.windows.map((_, i) => reply[at + 1 + i] ?? 0)
-      at += 1 + request.windows.length
-      resolve({ allowed, counts })
     }
   }
 }

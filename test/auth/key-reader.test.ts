@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect } from 'kysely'
 import t from 'tap'
-import { KeyReader } from '../../lib/repositories/key-reader.js'
+import { KeyReader } from '../../lib/auth/key-reader.js'
 import { buildAppWithDatabase, countingSelects } from '../helpers/app.js'
 
 const keyIdOf = (key: string) => key.slice(key.indexOf('_') + 1, key.indexOf('_') + 9)

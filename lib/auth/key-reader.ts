@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { ApiKeyRow, KeygateDatabase } from '../db/schema.js'
-import { findLiveKeysByIds } from './api-key.repository.js'
+import { findLiveKeysByIds } from '../repositories/api-key.repository.js'
 
 // Ids per query: a burst of thousands goes in several reads.
 const MAX_IDS = 500
