@@ -44,7 +44,10 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   // Only what the plugin built is the plugin's to close.
   if (opts.cache === undefined) fastify.addHook('onClose', async () => await cache.close())
   const guard = new AbuseGuard({ missTtlMs: opts.cacheTtl, maxFailures: 5, failureWindowMs: 60_000, maxTracked: opts.cacheSize })
+  // Every eviction, here or from elsewhere: a read in flight across one must not cache its result.
+  let evictions = 0
   cache.onInvalidate((keyId) => {
+    evictions++
     if (keyId !== null) guard.forget(keyId)
     fastify.log.debug({ keyId }, 'keygate: key cache invalidated by another instance')
   })
@@ -62,7 +65,10 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     toKeyInfo,
     maxKeys: opts.maxKeys,
     now: opts.now,
-    onDeleted: async (keyId) => await cache.delete(keyId)
+    onDeleted: async (keyId) => {
+      evictions++
+      await cache.delete(keyId)
+    }
   })
   if (opts.migrate) {
     try {
@@ -93,6 +99,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
       entryFor,
       renewal,
       now: opts.now,
+      evictions: () => evictions,
       staleIfError: opts.staleIfError
     }),
     limit: createLimiter({ store: rateLimitStore(opts, redis), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),

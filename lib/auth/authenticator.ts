@@ -33,6 +33,11 @@ export interface AuthenticatorDeps {
   /** Renews keys in steady use ahead of their freshness. */
   renewal: Pick<KeyRenewal, 'noteFreshHit'>
   now: () => number
+  /**
+   * How many evictions (deletes here, invalidations from elsewhere) there have been so far. A
+   * read that began before one does not cache what it found: it may have read a key just deleted.
+   */
+  evictions: () => number
   /** How long past its freshness a record keeps serving while the database is down, in ms. */
   staleIfError: number
 }
@@ -42,11 +47,16 @@ export interface AuthenticatorDeps {
  * known by its fingerprint; only a key never verified here reaches argon2, once.
  */
 export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
-  const { reader, hasher, cache, guard, fingerprint, entryFor, renewal, now, staleIfError } = deps
+  const { reader, hasher, cache, guard, fingerprint, entryFor, renewal, now, evictions, staleIfError } = deps
   const accepted = new Set(deps.prefixes)
   const inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
 
-  async function verify (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {
+  /** Caches what a read found, unless a key was evicted since the read began: the eviction stands. */
+  async function remember (keyId: string, entry: CachedKey, evictionsBefore: number): Promise<void> {
+    if (evictions() === evictionsBefore) await cache.set(keyId, entry)
+  }
+
+  async function verify (parsed: ParsedKey, keyFingerprint: string, at: number, evictionsBefore = evictions()): Promise<AuthenticatedKey | null> {
     const row = await whileAvailable(() => reader.read(parsed.keyId))
     if (row === undefined || row.prefix !== parsed.prefix) {
       guard.rememberMissing(parsed.keyId, at)
@@ -58,11 +68,12 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
     }
     guard.forget(parsed.keyId)
     const entry = entryFor(row, keyFingerprint, at)
-    await cache.set(parsed.keyId, entry)
+    await remember(parsed.keyId, entry, evictionsBefore)
     return entry.key
   }
 
   async function refresh (parsed: ParsedKey, cached: CachedKey, at: number): Promise<AuthenticatedKey | null> {
+    const evictionsBefore = evictions()
     let row: ApiKeyRow | undefined
     try {
       row = await whileAvailable(() => reader.read(parsed.keyId))
@@ -77,9 +88,9 @@ export function createAuthenticator (deps: AuthenticatorDeps): Authenticate {
       return null
     }
     // The hash changed (the key was re-issued): the cached fingerprint proves nothing any more.
-    if (fingerprint(row.hash) !== cached.hashDigest) return await verify(parsed, cached.fingerprint, at)
+    if (fingerprint(row.hash) !== cached.hashDigest) return await verify(parsed, cached.fingerprint, at, evictionsBefore)
     const entry = entryFor(row, cached.fingerprint, at)
-    await cache.set(parsed.keyId, entry)
+    await remember(parsed.keyId, entry, evictionsBefore)
     return entry.key
   }
 

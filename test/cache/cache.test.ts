@@ -159,3 +159,66 @@ t.test('keys in steady use are renewed ahead of their freshness, many in one rea
   t.equal(selects(), before + 1, 'one read for both keys')
   for (const key of keys) t.equal((cache.get(keyIdOf(key)) as CachedKey).freshUntil, start + 2_700 + 5_000, 'fresh for another 5 s')
 })
+
+t.test('a key deleted while its first verification runs is not cached by it: the next request is refused', async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const { hasher } = countingHasher()
+  // argon2 that waits for the test to let it finish, so the delete lands in the middle.
+  let letVerifyFinish = (): void => {}
+  const verifying = new Promise<void>((resolve) => { letVerifyFinish = resolve })
+  let verifyStarted = (): void => {}
+  const started = new Promise<void>((resolve) => { verifyStarted = resolve })
+  const gated = {
+    hash: hasher.hash,
+    verify: async (hash: string, text: string) => { verifyStarted(); await verifying; return await hasher.verify(hash, text) }
+  }
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(keygate, { db: database.db, schema: database.schema, hasher: gated })
+  app.get('/data', async () => ({ ok: true }))
+  await app.ready()
+  const { apiKey } = await app.keygate.createKey({ name: 'k' })
+
+  const first = app.inject({ url: '/data', headers: { authorization: apiKey } })
+  await started
+  await app.keygate.deleteKey('k')
+  letVerifyFinish()
+  t.equal((await first).statusCode, 200, 'the request read the key before it was deleted')
+  t.equal((await app.inject({ url: '/data', headers: { authorization: apiKey } })).statusCode, 401, 'the next one is refused')
+})
+
+t.test('a key deleted while its record is re-read is not cached by that read: the next request is refused', async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const clock = testClock()
+  // Reads of the key table wait for the test once it says so, so the delete lands in the middle.
+  let gate: Promise<void> | undefined
+  let openGate = (): void => {}
+  let readWaiting = (): void => {}
+  const waiting = new Promise<void>((resolve) => { readWaiting = resolve })
+  const db = database.db.withPlugin({
+    transformQuery: (args) => args.node,
+    transformResult: async (args) => {
+      if (gate !== undefined && args.result.rows.length > 0 && 'hash' in (args.result.rows[0] as object)) { readWaiting(); await gate }
+      return args.result
+    }
+  })
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(keygate, { db, schema: database.schema, hasher: countingHasher().hasher, now: clock.now })
+  app.get('/data', async () => ({ ok: true }))
+  await app.ready()
+  const { apiKey } = await app.keygate.createKey({ name: 'k' })
+  t.equal((await app.inject({ url: '/data', headers: { authorization: apiKey } })).statusCode, 200)
+
+  clock.advance(5_000)
+  gate = new Promise((resolve) => { openGate = resolve })
+  const refreshing = app.inject({ url: '/data', headers: { authorization: apiKey } })
+  await waiting
+  gate = undefined
+  await app.keygate.deleteKey('k')
+  openGate()
+  t.equal((await refreshing).statusCode, 200, 'the re-read found the key before it was deleted')
+  t.equal((await app.inject({ url: '/data', headers: { authorization: apiKey } })).statusCode, 401, 'the next request is refused')
+})
