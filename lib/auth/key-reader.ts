@@ -25,8 +25,8 @@ export class KeyReader {
   }
 
   /** The live key with this id, hash included, or undefined. */
-  async read (keyId: string): Promise<ApiKeyRow | undefined> {
-    return await new Promise((resolve, reject) => {
+  read (keyId: string): Promise<ApiKeyRow | undefined> {
+    return new Promise((resolve, reject) => {
       // setImmediate runs once the event loop has read every request that was ready.
       if (this.#waiting.size === 0) setImmediate(this.#flush)
       const waiting = this.#waiting.get(keyId)

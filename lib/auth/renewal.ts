@@ -64,12 +64,12 @@ export class KeyRenewal {
     if (this.#queued.size === 0) return undefined
     // A clock that stepped back restarts the wait rather than stalling it.
     if (at < this.#queuedSince) this.#queuedSince = at
-    if (this.#queued.size >= maxBatch || at - this.#queuedSince >= delayMs) return this.flush()
+    if (this.#queued.size >= maxBatch || at - this.#queuedSince >= delayMs) return this.#flush()
     return undefined
   }
 
   /** Reads the queued keys now. The promise never rejects. */
-  flush (): Promise<void> {
+  #flush (): Promise<void> {
     const batch = this.#queued
     this.#queued = new Map()
     for (const keyId of batch.keys()) this.#reading.add(keyId)

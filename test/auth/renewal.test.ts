@@ -40,11 +40,14 @@ async function setup (t: Test, names: string[], options: Partial<RenewalOptions>
 }
 
 t.test('a hit in the first half of the freshness queues nothing', async (t) => {
-  const { clock, renewal, entry, id } = await setup(t, ['a'])
+  const { clock, renewal, entry, id, selects } = await setup(t, ['a'])
+  const reads = selects()
   clock.advance(TTL / 2 - 1)
   t.equal(renewal.noteFreshHit(id('a'), entry('a')!, clock.now()), undefined)
-  clock.advance(1_000_000)
-  t.equal(renewal.noteFreshHit(id('a'), entry('a')!, clock.now()), undefined, 'nothing was queued, so nothing is read')
+  clock.advance(100)
+  const stillFresh = { ...entry('a')!, freshUntil: clock.now() + TTL }
+  t.equal(renewal.noteFreshHit(id('a'), stillFresh, clock.now()), undefined, 'a hit 100 ms later finds nothing queued to read')
+  t.equal(selects(), reads)
 })
 
 t.test('queued keys are read together at the first hit 100 ms later, even one in its first half', async (t) => {
