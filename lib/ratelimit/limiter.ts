@@ -62,10 +62,8 @@ export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions
 
   return function limit (keyId, limits) {
     const at = now()
-    const windows: WindowRequest[] = []
-    if (limits.perMinute !== null) windows.push({ name: 'minute', limit: limits.perMinute, start: at - (at % MINUTE_MS), durationMs: MINUTE_MS })
-    if (limits.perHour !== null) windows.push({ name: 'hour', limit: limits.perHour, start: at - (at % HOUR_MS), durationMs: HOUR_MS })
-    if (windows.length === 0) return null
+    const windows = windowsAt(limits, at)
+    if (windows === null) return null
 
     let result: MaybePromise<ConsumeResult>
     try {
@@ -78,14 +76,30 @@ export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions
   }
 }
 
+function windowAt (name: WindowName, limit: number, durationMs: number, at: number): WindowRequest {
+  return { name, limit, start: at - (at % durationMs), durationMs }
+}
+
+// Arrays built at their final length: this runs on every request, and a grown array costs more.
+/** The key's windows that hold `at`, in order (minute, hour); null when it has no limits. */
+function windowsAt ({ perMinute, perHour }: Limits, at: number): WindowRequest[] | null {
+  if (perMinute === null) return perHour === null ? null : [windowAt('hour', perHour, HOUR_MS, at)]
+  const minute = windowAt('minute', perMinute, MINUTE_MS, at)
+  return perHour === null ? [minute] : [minute, windowAt('hour', perHour, HOUR_MS, at)]
+}
+
 function decide (windows: WindowRequest[], result: ConsumeResult, at: number): RateLimitDecision {
-  const states = windows.map((window, i): WindowState => ({
-    name: window.name as WindowName,
-    limit: window.limit,
-    remaining: Math.max(0, window.limit - (result.counts[i] ?? 0)),
-    resetAt: window.start + window.durationMs,
-    durationMs: window.durationMs
-  }))
+  const states = new Array<WindowState>(windows.length)
+  for (let i = 0; i < windows.length; i++) {
+    const window = windows[i] as WindowRequest
+    states[i] = {
+      name: window.name as WindowName,
+      limit: window.limit,
+      remaining: Math.max(0, window.limit - (result.counts[i] ?? 0)),
+      resetAt: window.start + window.durationMs,
+      durationMs: window.durationMs
+    }
+  }
   if (result.allowed) {
     // The window with the fewest requests left; on a tie, the shorter one.
     let binding = states[0] as WindowState
