@@ -80,8 +80,10 @@ function windowAt (name: WindowName, limit: number, durationMs: number, at: numb
   return { name, limit, start: at - (at % durationMs), durationMs }
 }
 
-// Arrays built at their final length: this runs on every request, and a grown array costs more.
-/** The key's windows that hold `at`, in order (minute, hour); null when it has no limits. */
+/**
+ * The key's windows that hold `at`, in order (minute, hour); null when it has no limits. The array
+ * is built at its final length: this runs on every request, and a grown array costs more.
+ */
 function windowsAt ({ perMinute, perHour }: Limits, at: number): WindowRequest[] | null {
   if (perMinute === null) return perHour === null ? null : [windowAt('hour', perHour, HOUR_MS, at)]
   const minute = windowAt('minute', perMinute, MINUTE_MS, at)
