@@ -57,10 +57,33 @@ export const KeyNotFoundError = createError<[string]>(
   404
 )
 
-// Permissions and limits: texts exactly as the Metalogue API documents them.
-export const InsufficientScopeError = createError<[string]>(
-  'FST_KEYGATE_INSUFFICIENT_SCOPE',
-  'API key lacks required permission: %s',
+// Permissions and limits: texts exactly as the Metalogue API documents them. The hook answers
+// these without building an Error (a storm of refusals would pay for a stack trace each), from
+// the bodies below, which use the same texts.
+const INSUFFICIENT_SCOPE = 'API key lacks required permission: %s'
+const RATE_LIMIT_EXCEEDED = 'Rate limit exceeded. Retry after %s seconds.'
+
+export const InsufficientScopeError = createError<[string]>('FST_KEYGATE_INSUFFICIENT_SCOPE', INSUFFICIENT_SCOPE, 403)
+export const RateLimitExceededError = createError<[number]>('FST_KEYGATE_RATE_LIMIT_EXCEEDED', RATE_LIMIT_EXCEEDED, 429)
+
+/** A 403 for a missing permission; the scope travels on the error for the WWW-Authenticate header. */
+export type ScopeError = KeygateError & { scope: string }
+
+export function insufficientScope (scope: string): ScopeError {
+  return Object.assign(new InsufficientScopeError(scope), { scope }) as ScopeError
+}
+
+export function insufficientScopeBody (scope: string): { error: string, message: string } {
+  return { error: 'insufficient_scope', message: INSUFFICIENT_SCOPE.replace('%s', scope) }
+}
+
+export function rateLimitedBody (retryAfter: number): { error: string, message: string, retry_after: number } {
+  return { error: 'rate_limit_exceeded', message: RATE_LIMIT_EXCEEDED.replace('%s', String(retryAfter)), retry_after: retryAfter }
+}
+
+export const LimitExceedsCallerError = createError<[string]>(
+  'FST_KEYGATE_LIMIT_EXCEEDS_CALLER',
+  'API key cannot grant a rate limit above its own: %s',
   403
 )
 export const ScopeInvalidError = createError<[string, string]>(
@@ -95,10 +118,21 @@ export const RateLimitStoreUnavailableError = createError(
   'The rate-limit store is unavailable. Try again shortly.',
   503
 )
+/** Too many first uses at once: argon2's queue is full. Sent with `Retry-After`. */
+export const HasherBusyError = createError(
+  'FST_KEYGATE_SERVICE_UNAVAILABLE',
+  'Too many keys are being verified at once. Try again shortly.',
+  503
+)
+/** Seconds a client is told to wait after a `HasherBusyError`. */
+export const HASHER_BUSY_RETRY_AFTER = 1
+
+// The management routes' own answers for what is not a keygate error.
+export const RouteNotFoundError = createError<[string, string]>('FST_KEYGATE_NOT_FOUND', 'Route %s %s not found.', 404)
+export const InternalError = createError('FST_KEYGATE_INTERNAL_ERROR', 'Internal error.', 500)
 
 /** Any error of this module: a FastifyError whose code starts with `FST_KEYGATE_`. */
 export type KeygateError = Error & { code: `FST_KEYGATE_${string}`, statusCode?: number }
-
 
 export function isKeygateError (error: unknown): error is KeygateError {
   return error instanceof Error &&
@@ -106,12 +140,12 @@ export function isKeygateError (error: unknown): error is KeygateError {
     (error as KeygateError).code.startsWith(CODE_PREFIX)
 }
 
-/** The body of the error contract: `{ error: <snake_case code>, message }`. */
 /** The HTTP status of a keygate error (500 for the option errors, which never reach a client). */
 export function statusOf (error: Pick<KeygateError, 'statusCode'>): number {
   return error.statusCode ?? 500
 }
 
+/** The body of the error contract: `{ error: <snake_case code>, message }`. */
 export function errorBody (error: { code: string, message: string }): { error: string, message: string } {
   return { error: error.code.slice(CODE_PREFIX.length).toLowerCase(), message: error.message }
 }

@@ -1,30 +1,29 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import fp from 'fastify-plugin'
-import { createKeyInfoMapper } from './api/key-info.js'
 import { createKeygateApi } from './api/keygate-api.js'
-import { AbuseGuard } from './auth/abuse-guard.js'
-import { createAuthenticator } from './auth/authenticator.js'
-import { createEntryFor } from './auth/cache-entry.js'
 import { createFingerprinter } from './auth/fingerprint.js'
 import { createAuthHook } from './auth/hook.js'
-import { KeyRenewal } from './auth/renewal.js'
-import { validateRouteConfig } from './auth/route-config.js'
+import { KeyReader } from './auth/key-reader.js'
+import { RouteConfigs } from './auth/route-config.js'
 import { grantableScopes } from './auth/scopes.js'
+import { VerifiedKeys } from './auth/verified-keys.js'
 import type { KeyCache } from './cache/key-cache.js'
-import { MemoryKeyCache } from './cache/memory.cache.js'
 import { RedisKeyCache } from './cache/redis.cache.js'
 import { openDatabase } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
+import { DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
+import { boundedHasher } from './keys/bounded-hasher.js'
 import { argon2idHasher } from './keys/hasher.js'
+import { safeError } from './log/safe-error.js'
 import { type KeygateOptions, type ResolvedOptions, resolveOptions } from './options.js'
 import { createLimiter } from './ratelimit/limiter.js'
 import { MemoryRateLimitStore } from './ratelimit/memory.store.js'
 import type { Plan } from './ratelimit/plans.js'
 import { RedisRateLimitStore } from './ratelimit/redis.store.js'
 import type { RateLimitStore } from './ratelimit/store.js'
-import { KeyReader } from './auth/key-reader.js'
+import { createKeyInfoMapper } from './records/key-info.js'
 import { keyRoutes } from './routes/keys.routes.js'
 import './types.js'
 
@@ -35,25 +34,31 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     throw new InvalidOptionError('secret', 'required when Redis is used: every instance must compute the same key fingerprints')
   }
 
-  const { db: connection, owned } = openDatabase(opts.db, (error) => fastify.log.warn({ err: error }, 'keygate: database connection lost'))
+  const { db: connection, owned } = openDatabase(opts.db, (error) => fastify.log.warn({ err: safeError(error) }, 'keygate: database connection lost'))
   if (owned) fastify.addHook('onClose', async () => await connection.destroy())
   const db = opts.schema === undefined ? connection : connection.withSchema(opts.schema)
 
-  const hasher = opts.hasher ?? argon2idHasher(opts.argon2)
-  const cache = opts.cache ?? keyCache(fastify, opts, redis)
+  const hasher = boundedHasher(opts.hasher ?? argon2idHasher(opts.argon2), { concurrency: opts.hashConcurrency, queue: opts.hashQueue })
+  const shared = opts.cache ?? sharedKeyCache(fastify, opts, redis)
   // Only what the plugin built is the plugin's to close.
-  if (opts.cache === undefined) fastify.addHook('onClose', async () => await cache.close())
-  const guard = new AbuseGuard({ missTtlMs: opts.cacheTtl, maxFailures: 5, failureWindowMs: 60_000, maxTracked: opts.cacheSize })
-  // Every eviction, here or from elsewhere: a read in flight across one must not cache its result.
-  let evictions = 0
-  cache.onInvalidate((keyId) => {
-    evictions++
-    if (keyId !== null) guard.forget(keyId)
-    fastify.log.debug({ keyId }, 'keygate: key cache invalidated by another instance')
-  })
+  if (opts.cache === undefined && shared !== undefined) fastify.addHook('onClose', async () => await shared.close())
   // A plan removed from the options falls back to the default plan for keys that still name it.
   const planOf = (name: string): Plan => opts.plans[name] ?? (opts.plans[opts.defaultPlan] as Plan)
   const toKeyInfo = createKeyInfoMapper(planOf)
+  const verifiedKeys = new VerifiedKeys({
+    reader: new KeyReader(db),
+    hasher,
+    prefixes: opts.prefixes,
+    fingerprint: createFingerprinter(opts.secret),
+    toKeyInfo,
+    shared,
+    cacheSize: opts.cacheSize,
+    cacheTtl: opts.cacheTtl,
+    staleIfError: opts.staleIfError,
+    now: opts.now,
+    log: fastify.log,
+    maxVerificationsPerMinute: DEFAULTS.verificationsPerKeyId
+  })
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
   const api = createKeygateApi({
     db,
@@ -65,10 +70,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     toKeyInfo,
     maxKeys: opts.maxKeys,
     now: opts.now,
-    onDeleted: async (keyId) => {
-      evictions++
-      await cache.delete(keyId)
-    }
+    onDeleted: async (keyId) => await verifiedKeys.deleted(keyId)
   })
   if (opts.migrate) {
     try {
@@ -80,31 +82,18 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   }
 
   fastify.decorate('keygate', api)
-  fastify.decorate('keygateCache', cache)
+  fastify.decorate('keygateCache', shared ?? null)
   fastify.decorateRequest('apiKey', null)
-  fastify.addHook('onRoute', (routeOptions) => validateRouteConfig(routeOptions, opts.scopes))
-  const fingerprint = createFingerprinter(opts.secret)
-  const entryFor = createEntryFor({ toKeyInfo, fingerprint, cacheTtl: opts.cacheTtl })
-  const renewal = new KeyRenewal({ db, cache, fingerprint, entryFor, now: opts.now, cacheTtl: opts.cacheTtl, log: fastify.log })
+  const routeConfigs = new RouteConfigs(opts.scopes)
+  fastify.addHook('onRoute', routeConfigs.onRoute)
   // Close hooks run last-registered first: a renewal still reading finishes before the pool closes.
-  fastify.addHook('onClose', async () => await renewal.idle())
+  fastify.addHook('onClose', async () => await verifiedKeys.idle())
   fastify.addHook('onRequest', createAuthHook({
-    authenticate: createAuthenticator({
-      reader: new KeyReader(db),
-      hasher,
-      prefixes: opts.prefixes,
-      cache,
-      guard,
-      fingerprint,
-      entryFor,
-      renewal,
-      now: opts.now,
-      evictions: () => evictions,
-      staleIfError: opts.staleIfError
-    }),
+    authenticate: verifiedKeys.authenticate,
     limit: createLimiter({ store: rateLimitStore(opts, redis), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
     headers: opts.headers,
-    now: opts.now
+    now: opts.now,
+    routeConfigs
   }))
 
   if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, choices })
@@ -117,17 +106,18 @@ function rateLimitStore (opts: ResolvedOptions, redis: Redis | Cluster | undefin
   return new MemoryRateLimitStore()
 }
 
-/** This process's LRU, with Redis behind it when a client is at hand. */
-function keyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: Redis | Cluster | undefined): KeyCache {
-  const memory = new MemoryKeyCache({ maxEntries: opts.cacheSize })
-  if (redis === undefined) return memory
+/** Redis behind this process's cache when a client is at hand; nothing shared otherwise. */
+function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: Redis | Cluster | undefined): KeyCache | undefined {
+  if (redis === undefined) return undefined
   return new RedisKeyCache({
     client: redis,
-    memory,
+    secret: opts.secret,
+    cacheTtl: opts.cacheTtl,
     // Past freshness plus the stale-if-error grace an entry is of no use to anyone.
     entryTtlMs: opts.cacheTtl + opts.staleIfError,
     timeoutMs: opts.redisTimeout,
-    log: fastify.log
+    log: fastify.log,
+    now: opts.now
   })
 }
 
@@ -135,8 +125,8 @@ function keyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: Redis
 export const keygate: FastifyPluginAsync<KeygateOptions> = fp(keygatePlugin, { fastify: '5.x', name: 'fastify-keygate' })
 export default keygate
 
-export type { CreatedKey, CreateKeyInput, CreateKeyOptions, KeygateApi, KeyInfo } from './api/keygate-api.js'
-export type { AuthenticatedKey } from './auth/authenticator.js'
+export type { Caller, CreatedKey, CreateKeyInput, CreateKeyOptions, DeleteKeyOptions, KeygateApi, KeyInfo } from './api/keygate-api.js'
+export type { AuthenticatedKey } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
 export type { KeyType } from './db/schema.js'
 export { KEY_TYPES } from './db/schema.js'

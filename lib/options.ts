@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
 import { DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
 import type { KeyCache } from './cache/key-cache.js'
+import { DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
 import { type Argon2Options, type KeyHasher, OWASP_ARGON2 } from './keys/hasher.js'
 import { MAX_PREFIX_LENGTH } from './keys/key-text.js'
@@ -81,6 +82,13 @@ export interface KeygateOptions {
   redis?: Redis | Cluster
   /** Longest wait for Redis, in ms, before `onStoreError` applies. Default 250. */
   redisTimeout?: number
+  /**
+   * Most argon2 hashes and verifications running at once in this process. Default: libuv's
+   * thread-pool size (UV_THREADPOOL_SIZE, else 4), where argon2 runs.
+   */
+  hashConcurrency?: number
+  /** Most first uses waiting for argon2 beyond those; one more is answered 503 with Retry-After. Default 100. */
+  hashQueue?: number
   /** Another rate-limit store; replaces both built-in ones. */
   rateLimitStore?: RateLimitStore
   /** The clock, in milliseconds since the epoch. Default `Date.now`. For tests. */
@@ -111,24 +119,12 @@ export interface ResolvedOptions {
   readonly onStoreError: OnStoreError
   readonly redis: Redis | Cluster | undefined
   readonly redisTimeout: number
+  readonly hashConcurrency: number
+  readonly hashQueue: number
   readonly rateLimitStore: RateLimitStore | undefined
   readonly now: () => number
 }
 
-export const DEFAULTS = Object.freeze({
-  migrate: true,
-  prefixes: Object.freeze(['metlo', 'mlo']),
-  routePrefix: '/api/v1/keys',
-  routes: true,
-  maxKeys: 50,
-  defaultPlan: 'free',
-  headers: 'x-ratelimit' as HeaderStyle,
-  onStoreError: 'allow' as OnStoreError,
-  redisTimeout: 250,
-  cacheSize: 10_000,
-  cacheTtl: 5_000,
-  staleIfError: 30_000
-})
 
 const PREFIX_PATTERN = new RegExp(`^[a-z][a-z0-9]{0,${MAX_PREFIX_LENGTH - 1}}$`)
 const MIN_SECRET_BYTES = 32
@@ -272,8 +268,8 @@ function resolveCache (cache: unknown): KeyCache | undefined {
   return cache as KeyCache
 }
 
-function resolveNonNegativeInteger (option: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(option, 'expected a whole number of milliseconds, 0 or more')
+function resolveNonNegativeInteger (option: string, value: unknown, reason = 'expected a whole number of milliseconds, 0 or more'): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(option, reason)
   return value
 }
 
@@ -281,6 +277,8 @@ function resolveBoolean (option: string, value: unknown): boolean {
   if (typeof value !== 'boolean') fail(option, 'expected true or false')
   return value
 }
+
+export { DEFAULTS }
 
 /** Validates the options once, at registration, and returns a frozen copy with every default filled in. */
 export function resolveOptions (options: KeygateOptions): ResolvedOptions {
@@ -311,6 +309,8 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     onStoreError: resolveOneOf<OnStoreError>('onStoreError', options.onStoreError ?? DEFAULTS.onStoreError, ['allow', 'deny']),
     redis: resolveRedis(options.redis),
     redisTimeout: resolvePositiveInteger('redisTimeout', options.redisTimeout ?? DEFAULTS.redisTimeout),
+    hashConcurrency: resolvePositiveInteger('hashConcurrency', options.hashConcurrency ?? DEFAULTS.hashConcurrency),
+    hashQueue: resolveNonNegativeInteger('hashQueue', options.hashQueue ?? DEFAULTS.hashQueue, 'expected a whole number, 0 or more'),
     rateLimitStore: resolveStore(options.rateLimitStore),
     now
   })

@@ -1,5 +1,5 @@
 import type { KeygateApi } from './api/keygate-api.js'
-import type { AuthenticatedKey } from './auth/authenticator.js'
+import type { AuthenticatedKey } from './records/key-info.js'
 import type { RouteApiKeyConfig } from './auth/route-config.js'
 import type { KeyCache } from './cache/key-cache.js'
 
@@ -7,11 +7,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The programmatic API: what the management routes call. */
     keygate: KeygateApi
-    /** The active key cache (the built-in one, or the `cache` option). */
-    keygateCache: KeyCache
+    /** The key cache instances share (Redis, or the `cache` option); null when there is none. */
+    keygateCache: KeyCache | null
   }
   interface FastifyRequest {
-    /** The key this request authenticated with; `null` on public routes. */
+    /** The key this request authenticated with, deeply frozen; `null` on public routes. */
     apiKey: AuthenticatedKey | null
   }
   interface FastifyContextConfig {

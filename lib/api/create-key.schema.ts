@@ -16,6 +16,20 @@ export const MAX_NAME_LENGTH = 128
 
 // No C0 or C1 control characters (newlines, escapes, NUL): names end up in logs and terminals.
 const NAME_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f]*$'
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
+const CONTROL_CHARACTERS = new RegExp(CONTROL_CHARACTER.source, 'g')
+
+/** A name create would accept: 1 to 128 characters (code points, as Ajv counts), no control characters. */
+export function isValidName (name: unknown): name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 2 * MAX_NAME_LENGTH) return false
+  return !CONTROL_CHARACTER.test(name) && [...name].length <= MAX_NAME_LENGTH
+}
+
+/** A name fit to echo in a message: control characters replaced, cut to the longest valid length. */
+export function shownName (name: string): string {
+  const cut = [...name.slice(0, 2 * MAX_NAME_LENGTH)].slice(0, MAX_NAME_LENGTH).join('')
+  return cut.replace(CONTROL_CHARACTERS, '\ufffd') + (cut.length < name.length ? '…' : '')
+}
 
 /** What a create may choose from: the configured prefixes, scopes and plans. */
 export interface CreateKeyChoices {

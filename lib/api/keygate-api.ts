@@ -1,23 +1,36 @@
 import type { Kysely } from 'kysely'
-import type { AuthenticatedKey } from '../auth/authenticator.js'
 import { FULL_ACCESS, firstMissing } from '../auth/scopes.js'
 import type { KeygateDatabase, KeyType } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
-import { KeyLimitReachedError, KeyNameTakenError, KeyNotFoundError, RateLimitRequiredError } from '../errors.js'
-import { insufficientScope } from '../http/send-error.js'
+import {
+  insufficientScope,
+  KeyLimitReachedError,
+  KeyNameTakenError,
+  KeyNotFoundError,
+  LimitExceedsCallerError,
+  RateLimitRequiredError
+} from '../errors.js'
 import type { KeyHasher } from '../keys/hasher.js'
 import { generateKey } from '../keys/key-text.js'
 import { effectiveLimits, hasLimits, type Limits, type Plan } from '../ratelimit/plans.js'
+import type { KeyInfo, ToKeyInfo } from '../records/key-info.js'
 import {
   countLiveKeys,
-  deleteLiveKeyByName,
+  findLiveKeyForUpdate,
   insertKey,
   listLiveKeys,
   liveNameExists,
-  lockForCreate
+  lockForCreate,
+  markDeleted
 } from '../repositories/api-key.repository.js'
-import { type CreateKeyChoices, createKeyBodySchema, createKeyValidationError, createStrictAjv } from './create-key.schema.js'
-import type { KeyInfo, ToKeyInfo } from './key-info.js'
+import {
+  type CreateKeyChoices,
+  createKeyBodySchema,
+  createKeyValidationError,
+  createStrictAjv,
+  isValidName,
+  shownName
+} from './create-key.schema.js'
 
 export type { KeyInfo }
 
@@ -36,9 +49,23 @@ export interface CreateKeyInput {
   rateLimit?: Partial<Limits>
 }
 
+/** The key a management call acts for. Management never exceeds its caller. */
+export interface Caller {
+  scopes: readonly string[]
+  limits: Limits
+}
+
 export interface CreateKeyOptions {
-  /** The key asking for the new one: it cannot grant a permission it lacks (403). */
-  requestedBy?: Pick<AuthenticatedKey, 'scopes'>
+  /**
+   * The key asking for the new one: it cannot grant a permission it lacks, nor, without `*`, a
+   * rate limit above its own (403).
+   */
+  requestedBy?: Caller
+}
+
+export interface DeleteKeyOptions {
+  /** The key asking for the delete: it may delete only keys whose permissions it holds (403). */
+  requestedBy?: Caller
 }
 
 export interface CreatedKey extends KeyInfo {
@@ -53,8 +80,8 @@ export interface KeygateApi {
   listKeys (): Promise<KeyInfo[]>
   /** Live ONBOARDING keys, newest first. */
   listOnboardingKeys (): Promise<KeyInfo[]>
-  /** Deletes the live key with this name; it stops authenticating at once. */
-  deleteKey (name: string): Promise<void>
+  /** Deletes the live key with this name; it stops authenticating at once, on every instance. */
+  deleteKey (name: string, options?: DeleteKeyOptions): Promise<void>
   /** Brings the plugin's tables up to date (run at startup unless `migrate: false`). */
   migrate (): Promise<void>
 }
@@ -94,13 +121,15 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       plan = deps.defaultPlan,
       rateLimit = {}
     } = body as CreateKeyInput
-    if (options.requestedBy !== undefined) {
-      const missing = firstMissing(options.requestedBy.scopes, scopes)
-      if (missing !== undefined) throw insufficientScope(missing)
-    }
-    if (!hasLimits(effectiveLimits(planOf(plan), rateLimit))) throw new RateLimitRequiredError(plan)
+    const limits = effectiveLimits(planOf(plan), rateLimit)
+    const caller = options.requestedBy
+    if (caller !== undefined) scopesWithinCaller(caller, scopes)
+    if (!hasLimits(limits)) throw new RateLimitRequiredError(plan)
+    if (caller !== undefined) limitsWithinCaller(caller, limits)
+    // Checked before argon2, so a create refused for its name or the limit costs no hashing...
+    await whileAvailable(async () => await checkRoomFor(db, name))
 
-    // Hash before the transaction: argon2 takes tens of milliseconds and must not hold the lock.
+    // ...and argon2 runs outside the transaction: it takes tens of milliseconds and must not hold the lock.
     let key = generateKey(prefix)
     let hash = await hasher.hash(key.text)
     const row = {
@@ -113,10 +142,10 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       rate_limit_per_minute: rateLimit.perMinute ?? null,
       rate_limit_per_hour: rateLimit.perHour ?? null
     }
-    await whileAvailable(() => db.transaction().execute(async (trx) => {
+    await whileAvailable(async () => await db.transaction().execute(async (trx) => {
       await lockForCreate(trx)
-      if (await liveNameExists(trx, name)) throw new KeyNameTakenError(name)
-      if (await countLiveKeys(trx) >= maxKeys) throw new KeyLimitReachedError(maxKeys)
+      // Again under the lock: another create may have taken the name or the last place meanwhile.
+      await checkRoomFor(trx, name)
       for (let draw = 1; !(await insertKey(trx, { ...row, id: key.keyId, hash })); draw++) {
         if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
         key = generateKey(prefix)
@@ -126,9 +155,24 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     return { apiKey: key.text, ...info({ ...row, id: key.keyId }) }
   }
 
-  async function deleteKey (name: string): Promise<void> {
-    const id = await whileAvailable(() => deleteLiveKeyByName(db, name, new Date(now())))
-    if (id === undefined) throw new KeyNotFoundError(name)
+  /** Throws when the name is taken among live keys or no place is left. */
+  async function checkRoomFor (on: Kysely<KeygateDatabase>, name: string): Promise<void> {
+    if (await liveNameExists(on, name)) throw new KeyNameTakenError(name)
+    if (await countLiveKeys(on) >= maxKeys) throw new KeyLimitReachedError(maxKeys)
+  }
+
+  async function deleteKey (name: string, options: DeleteKeyOptions = {}): Promise<void> {
+    // A name create would refuse names no key: no database call for it.
+    if (!isValidName(name)) throw new KeyNotFoundError(typeof name === 'string' ? shownName(name) : String(name))
+    const id = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+      const key = await findLiveKeyForUpdate(trx, name)
+      if (key === undefined) throw new KeyNotFoundError(name)
+      if (options.requestedBy !== undefined) {
+        scopesWithinCaller(options.requestedBy, key.scopes)
+      }
+      await markDeleted(trx, key.id, new Date(now()))
+      return key.id
+    }))
     await deps.onDeleted?.(id)
   }
 
@@ -139,5 +183,25 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       (await whileAvailable(() => listLiveKeys(db, { keyFor: 'ONBOARDING', newestFirst: true }))).map(info),
     deleteKey,
     migrate: () => whileAvailable(deps.migrate)
+  }
+}
+
+const WINDOW_NAMES = { perMinute: 'per minute', perHour: 'per hour' } as const
+
+/** Management never exceeds its caller: no key grants, or deletes, a permission it lacks. */
+function scopesWithinCaller (caller: Caller, scopes: readonly string[]): void {
+  const missing = firstMissing(caller.scopes, scopes)
+  if (missing !== undefined) throw insufficientScope(missing)
+}
+
+/** Nor does a key without `*` grant a rate limit above its own, in either window (unlimited is above any number). */
+function limitsWithinCaller (caller: Caller, limits: Limits): void {
+  if (caller.scopes.includes(FULL_ACCESS)) return
+  for (const window of ['perMinute', 'perHour'] as const) {
+    const own = caller.limits[window]
+    const asked = limits[window]
+    if (own !== null && (asked === null || asked > own)) {
+      throw new LimitExceedsCallerError(`${asked === null ? 'unlimited' : asked} ${WINDOW_NAMES[window]} (its own: ${own})`)
+    }
   }
 }

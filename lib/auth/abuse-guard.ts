@@ -1,77 +1,94 @@
 import { LRUCache } from 'lru-cache'
 
 export interface AbuseGuardOptions {
-  /** How long an unknown key id is remembered as unknown, in ms. */
+  /** How long an identifier that the database does not hold is remembered as missing, in ms. */
   missTtlMs: number
-  /** Failed argon2 verifications allowed per key id within `failureWindowMs`. */
-  maxFailures: number
-  failureWindowMs: number
-  /** Key ids tracked at once, for misses and for failures each. */
+  /** argon2 verifications allowed per key id within `windowMs`, counting those still running. */
+  maxVerifications: number
+  windowMs: number
+  /** Identifiers and key ids tracked at once, for misses and for verifications each. */
   maxTracked: number
 }
 
-interface Failures {
+interface Verifications {
   windowStart: number
+  /** Started in this window, finished or not. */
   count: number
   /** Fingerprints of wrong secrets already seen: refused again without argon2. */
-  fingerprints: Set<string>
+  wrong: Set<string>
 }
 
 // Enough to remember a handful of distinct wrong secrets per key without growing.
 const MAX_REMEMBERED_FINGERPRINTS = 16
 
 /**
- * Keeps garbage from reaching the database and wrong secrets from reaching argon2: unknown key ids
- * are remembered for a while, wrong secrets for a real key id are remembered by fingerprint, and
- * after `maxFailures` failures within a window a key id takes no new secrets until it ends.
- * In-process on purpose: what it protects is this process's CPU.
+ * Keeps garbage from reaching the database and wrong secrets from reaching argon2. Identifiers
+ * (prefix and key id: what was looked up) that the database does not hold are remembered for a
+ * while; a key id gets at most `maxVerifications` argon2 runs per window, counted when they start,
+ * so a burst of distinct wrong secrets sent at once costs no more than the same burst sent slowly.
+ * Nothing here is consulted for a key text whose fingerprint is already cached: a verified key
+ * is never refused because of what others sent. In-process on purpose: it protects this
+ * process's CPU.
  */
 export class AbuseGuard {
   readonly #missing: LRUCache<string, number>
-  readonly #failures: LRUCache<string, Failures>
+  readonly #verifications: LRUCache<string, Verifications>
   readonly #options: AbuseGuardOptions
 
   constructor (options: AbuseGuardOptions) {
     this.#options = options
     this.#missing = new LRUCache({ max: options.maxTracked })
-    this.#failures = new LRUCache({ max: options.maxTracked })
+    this.#verifications = new LRUCache({ max: options.maxTracked })
   }
 
-  isKnownMissing (keyId: string, now: number): boolean {
-    const until = this.#missing.get(keyId)
+  isKnownMissing (identifier: string, now: number): boolean {
+    const until = this.#missing.get(identifier)
     return until !== undefined && now < until
   }
 
-  rememberMissing (keyId: string, now: number): void {
-    this.#missing.set(keyId, now + this.#options.missTtlMs)
+  rememberMissing (identifier: string, now: number): void {
+    this.#missing.set(identifier, now + this.#options.missTtlMs)
   }
 
   /** True when this secret must be refused without running argon2. */
   isRefused (keyId: string, fingerprint: string, now: number): boolean {
-    const failures = this.#current(keyId, now)
-    if (failures === undefined) return false
-    return failures.fingerprints.has(fingerprint) || failures.count >= this.#options.maxFailures
+    const verifications = this.#current(keyId, now)
+    if (verifications === undefined) return false
+    return verifications.wrong.has(fingerprint) || verifications.count >= this.#options.maxVerifications
   }
 
-  recordFailure (keyId: string, fingerprint: string, now: number): void {
-    const failures = this.#current(keyId, now) ?? { windowStart: now, count: 0, fingerprints: new Set<string>() }
-    failures.count++
-    if (failures.fingerprints.size < MAX_REMEMBERED_FINGERPRINTS) failures.fingerprints.add(fingerprint)
-    this.#failures.set(keyId, failures)
+  /** Counts a verification about to start. False when it must not: refuse without argon2. */
+  begin (keyId: string, fingerprint: string, now: number): boolean {
+    if (this.isRefused(keyId, fingerprint, now)) return false
+    const verifications = this.#current(keyId, now) ?? { windowStart: now, count: 0, wrong: new Set<string>() }
+    verifications.count++
+    this.#verifications.set(keyId, verifications)
+    return true
   }
 
-  /** A key id that was just created, verified or deleted starts clean. */
+  /** A verification that never ran (argon2 was too busy) gives its turn back. */
+  abandon (keyId: string, now: number): void {
+    const verifications = this.#current(keyId, now)
+    if (verifications !== undefined && verifications.count > 0) verifications.count--
+  }
+
+  /** A wrong secret: this fingerprint is refused without argon2 for the rest of the window. */
+  failed (keyId: string, fingerprint: string, now: number): void {
+    const verifications = this.#current(keyId, now)
+    if (verifications !== undefined && verifications.wrong.size < MAX_REMEMBERED_FINGERPRINTS) verifications.wrong.add(fingerprint)
+  }
+
+  /** A key id just deleted starts clean (it can never come back, and its memory is of no use). */
   forget (keyId: string): void {
-    this.#missing.delete(keyId)
-    this.#failures.delete(keyId)
+    this.#verifications.delete(keyId)
   }
 
-  #current (keyId: string, now: number): Failures | undefined {
-    const failures = this.#failures.get(keyId)
-    if (failures !== undefined && now - failures.windowStart >= this.#options.failureWindowMs) {
-      this.#failures.delete(keyId)
+  #current (keyId: string, now: number): Verifications | undefined {
+    const verifications = this.#verifications.get(keyId)
+    if (verifications !== undefined && (now - verifications.windowStart >= this.#options.windowMs || now < verifications.windowStart)) {
+      this.#verifications.delete(keyId)
       return undefined
     }
-    return failures
+    return verifications
   }
 }

@@ -1,4 +1,5 @@
 import * as crypto from 'node:crypto'
+import { deriveKey } from '../keys/derived-key.js'
 
 // 22 base64url characters, 132 bits: far beyond guessing, and less memory per cached key than the
 // whole digest.
@@ -22,7 +23,7 @@ const sha256 = typeof crypto.hash === 'function'
  * native object and a Buffer each time.
  */
 export function createFingerprinter (secret: Buffer) {
-  const key = crypto.createHmac('sha256', secret).update(KEY_LABEL).digest('base64url')
+  const key = deriveKey(secret, KEY_LABEL).toString('base64url')
   return (text: string): string => sha256(key + text).slice(0, FINGERPRINT_CHARS)
 }
 

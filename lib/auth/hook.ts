@@ -1,18 +1,23 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { isKeygateError } from '../errors.js'
+import { InternalError, isKeygateError } from '../errors.js'
 import { sendError, sendInsufficientScope, sendRateLimited, sendUnauthorized } from '../http/send-error.js'
+import { safeError } from '../log/safe-error.js'
 import { isPromise } from '../maybe-promise.js'
 import { type HeaderStyle, setRateLimitHeaders } from '../ratelimit/headers.js'
 import type { Limiter, RateLimitDecision } from '../ratelimit/limiter.js'
-import type { AuthenticatedKey, Authenticate } from './authenticator.js'
-import { keyTextFromHeader } from './authorization-header.js'
+import type { AuthenticatedKey } from '../records/key-info.js'
+import type { RouteApiKeyConfig, RouteConfigs } from './route-config.js'
 import { firstMissing } from './scopes.js'
+import { keyTextFromHeader } from './authorization-header.js'
+import type { Authenticate } from './verified-keys.js'
 
 export interface AuthHookDeps {
   authenticate: Authenticate
   limit: Limiter
   headers: HeaderStyle
   now: () => number
+  /** Checks the `config.apiKey` of routes registered before the plugin, at their first request. */
+  routeConfigs: RouteConfigs
 }
 
 type Done = HookHandlerDoneFunction
@@ -28,12 +33,31 @@ type Scopes = readonly string[] | undefined
  * Callback style, and synchronous when the key and its counters are in this process: the hot
  * path makes no promise at all. A hook that answers does not call `done`.
  */
-export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookDeps) {
+export function createAuthHook ({ authenticate, limit, headers, now, routeConfigs }: AuthHookDeps) {
+  /** Routes whose bad setting was logged already: once each is enough. */
+  const reported = new Set<string>()
+
   function failed (request: FastifyRequest, reply: FastifyReply, done: Done, error: unknown): void {
     if (!isKeygateError(error)) return done(error as Error)
-    // The cause is the store's own error: no key text is in it.
-    request.log.error({ err: error.cause }, error.message)
+    // The cause is the store's own error, logged without what it carried.
+    request.log.error({ err: error.cause === undefined ? undefined : safeError(error.cause) }, error.message)
     sendError(reply, error)
+  }
+
+  /** A route registered before the plugin, at its first request: checked now, failing closed. */
+  function checkedLate (request: FastifyRequest, reply: FastifyReply, setting: unknown): boolean {
+    const where = `${request.routeOptions.method as string} ${request.routeOptions.url ?? request.url}`
+    try {
+      routeConfigs.check(setting, where)
+      return true
+    } catch (error) {
+      if (!reported.has(where)) {
+        reported.add(where)
+        request.log.error({ err: safeError(error) }, 'keygate: a route registered before the plugin has a bad config.apiKey; it answers 500 until fixed (register the plugin first and startup fails instead)')
+      }
+      sendError(reply, new InternalError())
+      return false
+    }
   }
 
   function permit (reply: FastifyReply, done: Done, key: AuthenticatedKey, needed: Scopes, decision: RateLimitDecision | null): void {
@@ -66,7 +90,8 @@ export function createAuthHook ({ authenticate, limit, headers, now }: AuthHookD
     // Read once: `routeOptions` is a getter that builds a new object on every access.
     const setting = request.routeOptions.config.apiKey
     if (setting === false) return done()
-    const needed = setting?.scopes
+    if (!routeConfigs.isChecked(setting) && !checkedLate(request, reply, setting)) return
+    const needed = (setting as RouteApiKeyConfig | undefined)?.scopes
     const keyText = keyTextFromHeader(request.headers.authorization)
     if (keyText === null) return void sendUnauthorized(reply)
     let key

@@ -8,27 +8,49 @@ export interface RouteApiKeyConfig {
 }
 
 /**
- * Checks a route's `config.apiKey` when the route is registered, so a mistake (a typo in a
- * scope) fails at startup rather than at the first request.
+ * Checks routes' `config.apiKey`. Routes registered after the plugin are checked as they are
+ * registered (`onRoute`), so a mistake, such as a typo in a scope, fails startup. Fastify tells a
+ * plugin nothing of the routes registered before it, so those are checked by the hook at their
+ * first request, and a mistake there fails closed: the route answers 500 and the log says why.
  */
-export function validateRouteConfig (routeOptions: RouteOptions, vocabulary: readonly string[]): void {
-  const setting: unknown = routeOptions.config?.apiKey
-  if (setting === undefined || setting === false) return
-  const where = `${String(routeOptions.method)} ${routeOptions.url}`
-  if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
-    throw new InvalidRouteConfigError(where, 'expected false or { scopes: [...] }')
+export class RouteConfigs {
+  readonly #vocabulary: readonly string[]
+  /** Settings already found valid: the hook checks each once. */
+  readonly #valid = new WeakSet<object>()
+
+  constructor (vocabulary: readonly string[]) {
+    this.#vocabulary = vocabulary
   }
-  for (const property of Object.keys(setting)) {
-    if (property !== 'scopes') throw new InvalidRouteConfigError(where, `unknown property "${property}"`)
+
+  /** For `onRoute`: throws `FST_KEYGATE_INVALID_ROUTE_CONFIG`. */
+  readonly onRoute = (routeOptions: RouteOptions): void => {
+    this.check(routeOptions.config?.apiKey, `${String(routeOptions.method)} ${routeOptions.url}`)
   }
-  const { scopes } = setting as RouteApiKeyConfig
-  if (scopes !== undefined &&
-    (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string' && scope !== ''))) {
-    throw new InvalidRouteConfigError(where, 'scopes must be an array of non-empty strings')
+
+  /** True when the hook may use this setting as it is: absent, `false`, or checked already. */
+  isChecked (setting: unknown): boolean {
+    return setting === undefined || setting === false || this.#valid.has(setting as object)
   }
-  for (const scope of scopes ?? []) {
-    if (!vocabulary.includes(scope)) {
-      throw new InvalidRouteConfigError(where, `unknown scope "${scope}"; the vocabulary is ${vocabulary.join(', ')}`)
+
+  /** Throws `FST_KEYGATE_INVALID_ROUTE_CONFIG` for a bad setting; remembers a good one. */
+  check (setting: unknown, where: string): void {
+    if (setting === undefined || setting === false) return
+    if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
+      throw new InvalidRouteConfigError(where, 'expected false or { scopes: [...] }')
     }
+    for (const property of Object.keys(setting)) {
+      if (property !== 'scopes') throw new InvalidRouteConfigError(where, `unknown property "${property}"`)
+    }
+    const { scopes } = setting as RouteApiKeyConfig
+    if (scopes !== undefined &&
+      (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string' && scope !== ''))) {
+      throw new InvalidRouteConfigError(where, 'scopes must be an array of non-empty strings')
+    }
+    for (const scope of scopes ?? []) {
+      if (!this.#vocabulary.includes(scope)) {
+        throw new InvalidRouteConfigError(where, `unknown scope "${scope}"; the vocabulary is ${this.#vocabulary.join(', ')}`)
+      }
+    }
+    this.#valid.add(setting)
   }
 }

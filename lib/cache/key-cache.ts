@@ -1,32 +1,19 @@
-import type { AuthenticatedKey } from '../auth/authenticator.js'
-import type { MaybePromise } from '../maybe-promise.js'
+import type { CachedKey } from '../records/cached-key.js'
+
+export type { CachedKey }
 
 /**
- * What the cache holds for a key id once its text has been verified with argon2. Never the key
- * itself: only a fingerprint of it, keyed by the server secret (see auth/fingerprint.ts).
- */
-export interface CachedKey {
-  key: AuthenticatedKey
-  /** Fingerprint (option `secret`) of the key text that was verified. */
-  fingerprint: string
-  /** Fingerprint of the stored argon2 hash: tells a refresh whether the hash changed. */
-  hashDigest: string
-  /** Trusted without reading the database until then (ms since the epoch). */
-  freshUntil: number
-}
-
-/**
- * The cache in front of the database, as the authentication hook uses it. Implementations
- * never throw: a cache that cannot answer is a miss.
+ * The cache that instances share, behind each process's own (which the plugin keeps itself).
+ * Implementations never throw: a cache that cannot answer is a miss, a write that fails is skipped.
+ * What `get` answers is checked again by the plugin (freshness capped, deleted keys refused).
  */
 export interface KeyCache {
-  /** Synchronous when the answer is in this process (the hot path), a promise otherwise. */
-  get (keyId: string): MaybePromise<CachedKey | undefined>
+  get (keyId: string): Promise<CachedKey | undefined>
   set (keyId: string, entry: CachedKey): Promise<void>
-  /** Forgets a key here and wherever else the cache reaches (other instances too). */
+  /** Forgets a deleted key here and tells every instance (`onInvalidate` listeners everywhere). */
   delete (keyId: string): Promise<void>
   /**
-   * Registers a listener for evictions decided elsewhere: another instance deleted `keyId`, or
+   * Registers a listener for evictions: `keyId` was deleted (here or by another instance), or
    * (null) everything must be dropped because messages may have been missed.
    */
   onInvalidate (listener: (keyId: string | null) => void): void

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { DEFAULTS } from '../defaults.js'
 import type { CachedKey, KeyCache } from './key-cache.js'
 
 export interface MemoryKeyCacheOptions {
@@ -6,16 +7,19 @@ export interface MemoryKeyCacheOptions {
   maxEntries?: number
 }
 
-/** Verified keys in this process, bounded by count. Freshness is the hook's to judge. */
+/**
+ * A shared level in this process's memory: for several apps in one process (workers of one
+ * server, tests) that should know each other's verified keys and deletes without Redis.
+ */
 export class MemoryKeyCache implements KeyCache {
   readonly #entries: LRUCache<string, CachedKey>
   readonly #listeners: Array<(keyId: string | null) => void> = []
 
-  constructor ({ maxEntries = 10_000 }: MemoryKeyCacheOptions = {}) {
+  constructor ({ maxEntries = DEFAULTS.cacheSize }: MemoryKeyCacheOptions = {}) {
     this.#entries = new LRUCache({ max: maxEntries })
   }
 
-  get (keyId: string): CachedKey | undefined {
+  async get (keyId: string): Promise<CachedKey | undefined> {
     return this.#entries.get(keyId)
   }
 
@@ -25,17 +29,11 @@ export class MemoryKeyCache implements KeyCache {
 
   async delete (keyId: string): Promise<void> {
     this.#entries.delete(keyId)
+    for (const listener of this.#listeners) listener(keyId)
   }
 
   onInvalidate (listener: (keyId: string | null) => void): void {
     this.#listeners.push(listener)
-  }
-
-  /** Applies an eviction that came from elsewhere, and tells the listeners. */
-  invalidate (keyId: string | null): void {
-    if (keyId === null) this.#entries.clear()
-    else this.#entries.delete(keyId)
-    for (const listener of this.#listeners) listener(keyId)
   }
 
   get size (): number {

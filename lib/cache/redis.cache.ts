@@ -1,14 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
-import type { MaybePromise } from '../maybe-promise.js'
+import { DEFAULTS } from '../defaults.js'
+import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import { withTimeout } from '../redis/timeout.js'
 import type { CachedKey, KeyCache } from './key-cache.js'
-import { MemoryKeyCache } from './memory.cache.js'
+import { createSeal, type Seal } from './sealed-entry.js'
 
 export interface RedisKeyCacheOptions {
   client: Redis | Cluster
-  /** The first level: this process's cache. */
-  memory: MemoryKeyCache
+  /** The server secret (the plugin's `secret`): entries and messages are tagged with keys derived from it. */
+  secret: Buffer
+  /** How long an entry is fresh from its read, in ms (the plugin's `cacheTtl`; the same on every instance). */
+  cacheTtl: number
   /** How long Redis keeps an entry, in ms (it is refreshed long before). */
   entryTtlMs: number
   /** Longest wait for Redis, in ms; past it, a read is a miss and a write is skipped. */
@@ -16,100 +19,139 @@ export interface RedisKeyCacheOptions {
   log: FastifyBaseLogger
   /** Prefix of entry names; the channel is `<prefix>invalidate`. Default `keygate:key:`. */
   keyPrefix?: string
+  /** The clock, ms since the epoch. Default `Date.now`. */
+  now?: () => number
 }
 
-// A Redis that is down would otherwise log once per request.
-const WARNING_INTERVAL_MS = 60_000
+// An entry marked stale from long ago: re-read from the database before use, never served stale.
+const LONG_STALE = 0
 
 /**
- * Two levels: this process's LRU, then Redis, so a key verified on one instance is known to the
- * others. Deletes go to Redis and, over pub/sub, to every instance's first level. After a
- * reconnect the first level is emptied, since messages may have been missed.
+ * The level every instance shares: a key verified on one instance is known to the others, and a
+ * delete reaches them all over pub/sub. Entries and messages carry an HMAC tag (see
+ * sealed-entry.ts): one that fails it is a miss, is removed, and is logged at most once a minute.
+ *
+ * An instance trusts an entry's freshness only if the entry was read from the database after this
+ * instance was listening for deletes; an older one comes back stale, to be re-read (without
+ * argon2) before use, since a delete may have been published while nobody here was listening.
  */
 export class RedisKeyCache implements KeyCache {
   readonly #client: Redis | Cluster
   readonly #subscriber: Redis | Cluster
-  readonly #memory: MemoryKeyCache
+  readonly #seal: Seal
+  readonly #cacheTtl: number
   readonly #entryTtlMs: number
   readonly #timeoutMs: number
-  readonly #log: FastifyBaseLogger
   readonly #keyPrefix: string
   readonly #channel: string
-  #lastWarning = Number.NEGATIVE_INFINITY
+  readonly #now: () => number
+  readonly #warnFailed: Warn
+  readonly #warnForged: Warn
+  readonly #listeners: Array<(keyId: string | null) => void> = []
+  /** When the subscription was last confirmed; undefined while it is not. */
+  #listeningSince: number | undefined
+  #closed = false
+  /** Settles once the channel's first subscription is confirmed (or failed). */
+  readonly listening: Promise<void>
 
-  constructor ({ client, memory, entryTtlMs, timeoutMs, log, keyPrefix = 'keygate:key:' }: RedisKeyCacheOptions) {
+  constructor ({ client, secret, cacheTtl, entryTtlMs, timeoutMs, log, keyPrefix = DEFAULTS.cacheKeyPrefix, now = Date.now }: RedisKeyCacheOptions) {
     this.#client = client
-    this.#memory = memory
+    this.#seal = createSeal(secret)
+    this.#cacheTtl = cacheTtl
     this.#entryTtlMs = entryTtlMs
     this.#timeoutMs = timeoutMs
-    this.#log = log
     this.#keyPrefix = keyPrefix
     this.#channel = `${keyPrefix}invalidate`
+    this.#now = now
+    this.#warnFailed = throttledWarning(log, now)
+    this.#warnForged = throttledWarning(log, now)
     // A connection in subscriber mode can send nothing else, so it is a connection of its own.
     this.#subscriber = (client as Redis).duplicate()
-    this.#subscriber.on('error', (error: Error) => this.#warn(error, 'invalidation channel'))
-    this.#subscriber.on('message', (channel: string, keyId: string) => {
-      if (channel === this.#channel) this.#memory.invalidate(keyId)
+    this.#subscriber.on('error', (error: Error) => this.#warnFailed(error, 'keygate: Redis invalidation channel failed; deletes elsewhere apply here within cacheTtl'))
+    this.#subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.#channel) this.#heard(message)
     })
     let connectedBefore = false
     this.#subscriber.on('ready', () => {
-      if (connectedBefore) this.#memory.invalidate(null)
-      connectedBefore = true
+      if (!connectedBefore) { connectedBefore = true; return }
+      // Messages may have been missed while disconnected: drop everything, trust nothing older.
+      this.#listeningSince = undefined
+      this.#tell(null)
+      void this.#subscribe()
     })
-    this.#subscriber.subscribe(this.#channel).catch((error: Error) => this.#warn(error, 'invalidation channel'))
+    this.#subscriber.on('end', () => { this.#listeningSince = undefined })
+    this.listening = this.#subscribe()
   }
 
-  get (keyId: string): MaybePromise<CachedKey | undefined> {
-    return this.#memory.get(keyId) ?? this.#getShared(keyId)
-  }
-
-  async #getShared (keyId: string): Promise<CachedKey | undefined> {
+  async #subscribe (): Promise<void> {
     try {
-      const stored = await withTimeout(this.#client.get(this.#keyPrefix + keyId), this.#timeoutMs)
-      if (stored === null) return undefined
-      const entry = JSON.parse(stored) as CachedKey
-      await this.#memory.set(keyId, entry)
-      return entry
+      await this.#subscriber.subscribe(this.#channel)
+      if (!this.#closed) this.#listeningSince = this.#now()
     } catch (error) {
-      this.#warn(error, 'read')
-      return undefined
+      this.#warnFailed(error, 'keygate: Redis invalidation channel failed; deletes elsewhere apply here within cacheTtl')
     }
   }
 
-  async set (keyId: string, entry: CachedKey): Promise<void> {
-    await this.#memory.set(keyId, entry)
+  async get (keyId: string): Promise<CachedKey | undefined> {
+    let stored: string | null
     try {
-      await withTimeout(this.#client.set(this.#keyPrefix + keyId, JSON.stringify(entry), 'PX', this.#entryTtlMs), this.#timeoutMs)
+      stored = await withTimeout(this.#client.get(this.#keyPrefix + keyId), this.#timeoutMs)
     } catch (error) {
-      this.#warn(error, 'write')
+      this.#warnFailed(error, 'keygate: Redis key cache read failed; using this process\'s cache and the database')
+      return undefined
+    }
+    if (stored === null) return undefined
+    const entry = this.#seal.openEntry(keyId, stored)
+    if (entry === undefined) {
+      this.#warnForged(undefined, 'keygate: a Redis key cache entry failed its check and was removed; is someone else writing to this Redis?')
+      this.#client.del(this.#keyPrefix + keyId).catch(() => {})
+      return undefined
+    }
+    const since = this.#listeningSince
+    if (since === undefined || entry.freshUntil - this.#cacheTtl < since) return { ...entry, freshUntil: LONG_STALE }
+    return entry
+  }
+
+  async set (keyId: string, entry: CachedKey): Promise<void> {
+    try {
+      await withTimeout(this.#client.set(this.#keyPrefix + keyId, this.#seal.entry(keyId, entry), 'PX', this.#entryTtlMs), this.#timeoutMs)
+    } catch (error) {
+      this.#warnFailed(error, 'keygate: Redis key cache write failed; using this process\'s cache and the database')
     }
   }
 
   async delete (keyId: string): Promise<void> {
-    await this.#memory.delete(keyId)
     try {
       await withTimeout(Promise.all([
         this.#client.del(this.#keyPrefix + keyId),
-        this.#client.publish(this.#channel, keyId)
+        this.#client.publish(this.#channel, this.#seal.message(keyId))
       ]), this.#timeoutMs)
     } catch (error) {
-      // The other instances still drop it when its freshness ends.
-      this.#warn(error, 'delete')
+      // The other instances still refuse it when its freshness ends.
+      this.#warnFailed(error, 'keygate: Redis key cache delete failed; other instances refuse the key within cacheTtl')
     }
   }
 
   onInvalidate (listener: (keyId: string | null) => void): void {
-    this.#memory.onInvalidate(listener)
+    this.#listeners.push(listener)
   }
 
   async close (): Promise<void> {
+    this.#closed = true
+    this.#listeningSince = undefined
     this.#subscriber.disconnect()
   }
 
-  #warn (error: unknown, what: string): void {
-    const now = Date.now()
-    if (now - this.#lastWarning < WARNING_INTERVAL_MS) return
-    this.#lastWarning = now
-    this.#log.warn({ err: error }, `keygate: Redis key cache ${what} failed; using this process's cache and the database`)
+  #heard (message: string): void {
+    const keyId = this.#seal.openMessage(message)
+    if (keyId === undefined) {
+      this.#warnForged(undefined, 'keygate: an invalidation message failed its check and was ignored; is someone else publishing to this Redis?')
+      return
+    }
+    this.#tell(keyId)
+  }
+
+  #tell (keyId: string | null): void {
+    for (const listener of this.#listeners) listener(keyId)
   }
 }

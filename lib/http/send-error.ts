@@ -1,18 +1,21 @@
 import type { FastifyError, FastifyReply } from 'fastify'
-import { errorBody, InsufficientScopeError, statusOf, UnauthorizedError } from '../errors.js'
-
-type ScopeError = FastifyError & { scope: string }
-
-/** 403 for a missing permission; the scope travels on the error for the WWW-Authenticate header. */
-export function insufficientScope (scope: string): ScopeError {
-  return Object.assign(new InsufficientScopeError(scope), { scope })
-}
+import {
+  errorBody,
+  HASHER_BUSY_RETRY_AFTER,
+  HasherBusyError,
+  insufficientScopeBody,
+  rateLimitedBody,
+  type ScopeError,
+  statusOf,
+  UnauthorizedError
+} from '../errors.js'
 
 /** Replies with the error contract's body and the headers its status calls for. */
 export function sendError (reply: FastifyReply, error: FastifyError): FastifyReply {
   if (typeof (error as Partial<ScopeError>).scope === 'string') return sendInsufficientScope(reply, (error as ScopeError).scope)
   const status = statusOf(error)
   if (status === 401) reply.header('www-authenticate', 'Bearer')
+  if (error instanceof HasherBusyError) reply.header('retry-after', HASHER_BUSY_RETRY_AFTER)
   return reply.code(status).send(errorBody(error))
 }
 
@@ -29,12 +32,10 @@ export function sendUnauthorized (reply: FastifyReply): FastifyReply {
 export function sendInsufficientScope (reply: FastifyReply, scope: string): FastifyReply {
   return reply.code(403)
     .header('www-authenticate', `Bearer error="insufficient_scope", scope="${scope}"`)
-    .send({ error: 'insufficient_scope', message: `API key lacks required permission: ${scope}` })
+    .send(insufficientScopeBody(scope))
 }
 
 /** 429 with `retry_after` and `Retry-After`. */
 export function sendRateLimited (reply: FastifyReply, retryAfter: number): FastifyReply {
-  return reply.code(429)
-    .header('retry-after', retryAfter)
-    .send({ error: 'rate_limit_exceeded', message: `Rate limit exceeded. Retry after ${retryAfter} seconds.`, retry_after: retryAfter })
+  return reply.code(429).header('retry-after', retryAfter).send(rateLimitedBody(retryAfter))
 }

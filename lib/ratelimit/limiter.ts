@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { RateLimitStoreUnavailableError } from '../errors.js'
+import { throttledWarning } from '../log/throttled-warning.js'
 import { isPromise, type MaybePromise } from '../maybe-promise.js'
 import type { Limits } from './plans.js'
 import type { ConsumeResult, RateLimitStore, WindowRequest } from './store.js'
@@ -38,9 +39,6 @@ export interface LimiterOptions {
   log: FastifyBaseLogger
 }
 
-// A store that is down would otherwise log once per request.
-const STORE_WARNING_INTERVAL_MS = 60_000
-
 export type Limiter = (keyId: string, limits: Limits) => MaybePromise<RateLimitDecision | null>
 
 /**
@@ -49,14 +47,11 @@ export type Limiter = (keyId: string, limits: Limits) => MaybePromise<RateLimitD
  * Synchronous with an in-process store.
  */
 export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions): Limiter {
-  let lastWarning = Number.NEGATIVE_INFINITY
+  const warn = throttledWarning(log, now)
 
-  function storeFailed (error: unknown, at: number): null {
+  function storeFailed (error: unknown): null {
     if (onStoreError === 'deny') throw new RateLimitStoreUnavailableError({ cause: error })
-    if (at - lastWarning >= STORE_WARNING_INTERVAL_MS) {
-      lastWarning = at
-      log.warn({ err: error }, 'keygate: rate-limit store failed; requests are let through (onStoreError: allow)')
-    }
+    warn(error, 'keygate: rate-limit store failed; requests are let through (onStoreError: allow)')
     return null
   }
 
@@ -69,9 +64,9 @@ export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions
     try {
       result = store.consume({ keyId, windows, now: at })
     } catch (error) {
-      return storeFailed(error, at)
+      return storeFailed(error)
     }
-    if (isPromise(result)) return result.then((counted) => decide(windows, counted, at), (error) => storeFailed(error, at))
+    if (isPromise(result)) return result.then((counted) => decide(windows, counted, at), (error) => storeFailed(error))
     return decide(windows, result, at)
   }
 }

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { DEFAULTS } from '../defaults.js'
 import { withTimeout } from '../redis/timeout.js'
 import type { ConsumeRequest, ConsumeResult, RateLimitStore } from './store.js'
 
@@ -73,7 +74,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   readonly #cluster: boolean
   #pending: Pending[] = []
 
-  constructor ({ client, keyPrefix = 'keygate:rl:', timeoutMs = 250 }: RedisRateLimitStoreOptions) {
+  constructor ({ client, keyPrefix = DEFAULTS.rateLimitKeyPrefix, timeoutMs = DEFAULTS.redisTimeout }: RedisRateLimitStoreOptions) {
     // Registered once per client; ioredis sends EVALSHA and falls back to EVAL by itself.
     if (typeof (client as unknown as Record<string, unknown>)[COMMAND] !== 'function') {
       client.defineCommand(COMMAND, { lua: CONSUME_SCRIPT })

@@ -16,8 +16,9 @@ export async function lockForCreate (trx: Transaction<KeygateDatabase>): Promise
   await CREATE_LOCK.execute(trx)
 }
 
-export async function countLiveKeys (trx: Transaction<KeygateDatabase>): Promise<number> {
-  const { count } = await trx
+/** Live keys now; under the create lock, a number no other create can change meanwhile. */
+export async function countLiveKeys (db: Db): Promise<number> {
+  const { count } = await db
     .selectFrom('keygate_api_keys')
     .select((eb) => eb.fn.countAll<string>().as('count'))
     .where('deleted_at', 'is', null)
@@ -25,8 +26,8 @@ export async function countLiveKeys (trx: Transaction<KeygateDatabase>): Promise
   return Number(count)
 }
 
-export async function liveNameExists (trx: Transaction<KeygateDatabase>, name: string): Promise<boolean> {
-  const row = await trx
+export async function liveNameExists (db: Db, name: string): Promise<boolean> {
+  const row = await db
     .selectFrom('keygate_api_keys')
     .select('id')
     .where('name', '=', name)
@@ -68,14 +69,18 @@ export async function listLiveKeys (db: Db, filter: { keyFor?: KeyType, newestFi
   return await query.execute()
 }
 
-/** Marks the live key of this name deleted; returns its id, or undefined when there is none. */
-export async function deleteLiveKeyByName (db: Db, name: string, at: Date): Promise<string | undefined> {
-  const row = await db
-    .updateTable('keygate_api_keys')
-    .set({ deleted_at: at })
+/** The live key of this name, locked until the transaction ends: a delete checks it, then deletes it. */
+export async function findLiveKeyForUpdate (trx: Transaction<KeygateDatabase>, name: string): Promise<Pick<ApiKeyRow, 'id' | 'scopes'> | undefined> {
+  return await trx
+    .selectFrom('keygate_api_keys')
+    .select(['id', 'scopes'])
     .where('name', '=', name)
     .where('deleted_at', 'is', null)
-    .returning('id')
+    .forUpdate()
     .executeTakeFirst()
-  return row?.id
+}
+
+/** Marks a key deleted: it never authenticates again, and its name is free. */
+export async function markDeleted (trx: Transaction<KeygateDatabase>, id: string, at: Date): Promise<void> {
+  await trx.updateTable('keygate_api_keys').set({ deleted_at: at }).where('id', '=', id).execute()
 }

@@ -4,8 +4,9 @@ import { type CreateKeyChoices, createKeyBodySchema, createKeyValidationError, c
 import type { CreateKeyInput, KeygateApi } from '../api/keygate-api.js'
 import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { KEY_TYPES } from '../db/schema.js'
-import { isKeygateError } from '../errors.js'
+import { InternalError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
+import { safeError } from '../log/safe-error.js'
 
 export interface KeyRoutesOptions {
   api: KeygateApi
@@ -55,10 +56,18 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices }: Key
     if (isKeygateError(error)) return sendError(reply, error)
     if (error.validation !== undefined) return sendError(reply, createKeyValidationError(request.body, error.validation, choices))
     const status = error.statusCode ?? 500
-    if (status >= 500) throw error
+    if (status >= 500) {
+      // The detail is for the log only: a client learns nothing of the database or the code.
+      request.log.error({ err: safeError(error) }, 'keygate: a management route failed')
+      return sendError(reply, new InternalError())
+    }
     // Fastify's own 4xx (bad JSON, wrong content type, body too large) in the contract's shape.
     const code = (STATUS_CODES[status] ?? 'Bad Request').toLowerCase().replace(/[^a-z]+/g, '_')
     return reply.code(status).send({ error: code, message: error.message })
+  })
+  // Under the route prefix every answer is the contract's envelope, a 404 included.
+  fastify.setNotFoundHandler(function keyRoutesNotFound (request: FastifyRequest, reply: FastifyReply) {
+    return sendError(reply, new RouteNotFoundError(request.method, request.url.split('?', 1)[0] as string))
   })
 
   fastify.post('/create', {
@@ -99,7 +108,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices }: Key
   }, async (request, reply) => {
     const path = (request.params as { '*': string })['*']
     if (!path.endsWith(DELETE_SUFFIX) || path.length === DELETE_SUFFIX.length) return reply.callNotFound()
-    await api.deleteKey(path.slice(0, -DELETE_SUFFIX.length))
+    await api.deleteKey(path.slice(0, -DELETE_SUFFIX.length), { requestedBy: request.apiKey ?? undefined })
     return { status: 'OK' }
   })
 }

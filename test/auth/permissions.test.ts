@@ -51,7 +51,9 @@ t.test('management routes need keys:read and keys:write', async (t) => {
   t.same((await call(reader, 'POST', '/api/v1/keys/create', { name: 'x', scopes: ['keys:read'] })).json(), denied('keys:write'))
   t.same((await call(reader, 'DELETE', '/api/v1/keys/writer/delete')).json(), denied('keys:write'))
   t.same((await call(writer, 'GET', '/api/v1/keys/list')).json(), denied('keys:read'))
-  t.equal((await call(writer, 'DELETE', '/api/v1/keys/reader/delete')).statusCode, 200)
+  await keyWith('another-writer', ['keys:write'])
+  t.equal((await call(writer, 'DELETE', '/api/v1/keys/another-writer/delete')).statusCode, 200, 'a key it covers')
+  t.same((await call(writer, 'DELETE', '/api/v1/keys/reader/delete')).json(), denied('keys:read'), 'not one holding more than it does')
 })
 
 t.test('a key cannot create a key with a permission it lacks', async (t) => {

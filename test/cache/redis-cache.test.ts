@@ -23,7 +23,7 @@ const get = async (app: FastifyInstance, authorization: string) => await app.inj
 
 /** Resolves when `app`'s cache hears an invalidation from elsewhere. */
 function nextInvalidation (app: FastifyInstance): Promise<string | null> {
-  return new Promise((resolve) => app.keygateCache.onInvalidate(resolve))
+  return new Promise((resolve) => app.keygateCache!.onInvalidate(resolve))
 }
 
 t.test('Redis is the second level: a key verified on one instance costs the others no argon2', { skip: needsRedis }, async (t) => {

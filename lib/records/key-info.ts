@@ -18,6 +18,12 @@ export interface KeyInfo {
   limits: Limits
 }
 
+/** `request.apiKey`: the key a request authenticated with. Deeply frozen. */
+export interface AuthenticatedKey extends KeyInfo {
+  /** The 8-character key id. */
+  id: string
+}
+
 export type ToKeyInfo = (row: ApiKeyListing) => KeyInfo
 
 // Enough distinct plans, types, scope lists and limits for any real configuration.
@@ -25,8 +31,8 @@ const MAX_SHARED = 1000
 
 /**
  * Turns rows into key info. Thousands of cached keys share a handful of plans, types, scope lists
- * and limits, so each distinct one is kept once. `planOf` returns a plan's limits (the default
- * plan's for a plan removed from the options).
+ * and limits, so each distinct one is kept once, frozen, since every key with it holds the same
+ * object. `planOf` returns a plan's limits (the default plan's for a plan removed from the options).
  */
 export function createKeyInfoMapper (planOf: (name: string) => Plan): ToKeyInfo {
   const shared = new Map<string, unknown>()
@@ -46,7 +52,6 @@ export function createKeyInfoMapper (planOf: (name: string) => Plan): ToKeyInfo 
       identifier: keyIdentifier(row.prefix, row.id),
       created: row.created_at.toISOString(),
       for: share(`for:${row.key_for}`, () => row.key_for),
-      // Frozen, since every key with this list holds the same array.
       scopes: share(`scopes:${row.scopes.join(' ')}`, () => Object.freeze([...row.scopes]) as string[]),
       plan: share(`plan:${row.plan}`, () => row.plan),
       limits: share(`limits:${row.plan}:${String(own.perMinute)}:${String(own.perHour)}`, () => Object.freeze(effectiveLimits(planOf(row.plan), own)))

@@ -1,0 +1,282 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { LRUCache } from 'lru-cache'
+import type { KeyCache } from '../cache/key-cache.js'
+import type { ApiKeyRow } from '../db/schema.js'
+import { whileAvailable } from '../db/unavailable.js'
+import { HasherBusyError, ServiceUnavailableError } from '../errors.js'
+import type { KeyHasher } from '../keys/hasher.js'
+import { keyIdentifier, type ParsedKey, parseKey } from '../keys/key-text.js'
+import { throttledWarning, type Warn } from '../log/throttled-warning.js'
+import type { MaybePromise } from '../maybe-promise.js'
+import type { CachedKey } from '../records/cached-key.js'
+import type { AuthenticatedKey, ToKeyInfo } from '../records/key-info.js'
+import { AbuseGuard } from './abuse-guard.js'
+import { type Fingerprint, retainable, sameFingerprint } from './fingerprint.js'
+import type { KeyReader } from './key-reader.js'
+import { RenewalQueue } from './renewal-queue.js'
+
+export interface VerifiedKeysOptions {
+  /** Every database read of a key goes through it (batched per event-loop turn). */
+  reader: Pick<KeyReader, 'read'>
+  /** argon2, bounded (see keys/bounded-hasher.ts). */
+  hasher: KeyHasher
+  prefixes: readonly string[]
+  fingerprint: Fingerprint
+  toKeyInfo: ToKeyInfo
+  /** The level other instances share (Redis), if any. */
+  shared: KeyCache | undefined
+  /** Most keys held in this process. */
+  cacheSize: number
+  /** How long a record is trusted without reading the database, in ms. */
+  cacheTtl: number
+  /** How long past its freshness a record keeps serving while the database is down, in ms. */
+  staleIfError: number
+  now: () => number
+  log: FastifyBaseLogger
+  /** Argon2 runs per key id per minute, counting those running. Default 5. */
+  maxVerificationsPerMinute?: number
+  /** Renewal's batching, for tests. Defaults: 100 ms, 500 keys. */
+  renewal?: { delayMs?: number, maxBatch?: number }
+}
+
+/** Synchronous on the hot path (a fresh key in this process), a promise otherwise. */
+export type Authenticate = (keyText: string) => MaybePromise<AuthenticatedKey | null>
+
+const MINUTE_MS = 60_000
+
+/**
+ * A verified key's life in this process, in one place: lookup by key id and fingerprint, answered
+ * fresh, stale or miss; freshness and `staleIfError`; renewal ahead of freshness; one flight per
+ * key text; what is known to be missing or deleted; and the eviction generation.
+ *
+ * The one consistency rule: every delete and invalidation bumps the generation, and whatever a
+ * read found is stored only if the generation is still the one from before the read began and
+ * the key id is not remembered as deleted. A read in flight across an eviction answers its own
+ * request but stores nothing, here or in the shared level.
+ */
+export class VerifiedKeys {
+  readonly #options: VerifiedKeysOptions
+  readonly #accepted: ReadonlySet<string>
+  /** This process's level: key id to the entry of the text verified for it. */
+  readonly #local: LRUCache<string, CachedKey>
+  /** Key ids deleted here or heard of, until when they are remembered. Ids are never reused. */
+  readonly #deleted: LRUCache<string, number>
+  readonly #guard: AbuseGuard
+  readonly #renewal: RenewalQueue
+  readonly #inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
+  readonly #running = new Set<Promise<void>>()
+  readonly #warn: Warn
+  #generation = 0
+
+  constructor (options: VerifiedKeysOptions) {
+    this.#options = options
+    this.#accepted = new Set(options.prefixes)
+    this.#local = new LRUCache({ max: options.cacheSize })
+    this.#deleted = new LRUCache({ max: options.cacheSize })
+    this.#guard = new AbuseGuard({
+      missTtlMs: options.cacheTtl,
+      maxVerifications: options.maxVerificationsPerMinute ?? 5,
+      windowMs: MINUTE_MS,
+      maxTracked: options.cacheSize
+    })
+    this.#renewal = new RenewalQueue({ cacheTtl: options.cacheTtl, ...options.renewal })
+    this.#warn = throttledWarning(options.log, options.now)
+    options.shared?.onInvalidate((keyId) => {
+      this.#evict(keyId)
+      options.log.debug({ keyId }, 'keygate: key evicted by an invalidation')
+    })
+  }
+
+  /**
+   * Checks key text. Format and checksum first (no I/O); then this process's level, where a
+   * verified key is known by its fingerprint and nothing else is consulted; then what is known
+   * to be deleted, missing or refused; then the shared level; only then the database and argon2.
+   */
+  readonly authenticate: Authenticate = (keyText) => {
+    const parsed = parseKey(keyText, this.#accepted)
+    if (parsed === null) return null
+    const at = this.#options.now()
+    const keyFingerprint = this.#options.fingerprint(keyText)
+    const local = this.#local.get(parsed.keyId)
+    if (local !== undefined && sameFingerprint(local.fingerprint, keyFingerprint)) {
+      if (at < local.freshUntil) {
+        this.#noteFreshHit(parsed.keyId, local, at)
+        return local.key
+      }
+      return this.#once(parsed.keyId, keyFingerprint, async () => await this.#refresh(parsed, local, at, this.#generation))
+    }
+    if (this.#isDeleted(parsed.keyId, at) ||
+      this.#guard.isRefused(parsed.keyId, keyFingerprint, at) ||
+      this.#guard.isKnownMissing(keyIdentifier(parsed.prefix, parsed.keyId), at)) {
+      return null
+    }
+    return this.#once(parsed.keyId, keyFingerprint, async () => await this.#resolve(parsed, keyFingerprint, at))
+  }
+
+  /** A key deleted here: refused from now on in this process, and evicted from the shared level (so everywhere). */
+  async deleted (keyId: string): Promise<void> {
+    this.#evict(keyId)
+    await this.#options.shared?.delete(keyId)
+  }
+
+  /** This process's entry for a key id, without touching its recency. */
+  peek (keyId: string): CachedKey | undefined {
+    return this.#local.peek(keyId)
+  }
+
+  /** Settles once no renewal is running: the plugin waits for it before closing its pool. */
+  async idle (): Promise<void> {
+    await Promise.all(this.#running)
+  }
+
+  /** Concurrent requests with the same key text share one database read and one argon2 run. */
+  #once (keyId: string, keyFingerprint: string, resolve: () => Promise<AuthenticatedKey | null>): Promise<AuthenticatedKey | null> {
+    const flightKey = `${keyId}:${keyFingerprint}`
+    let flight = this.#inFlight.get(flightKey)
+    if (flight === undefined) {
+      flight = resolve().finally(() => this.#inFlight.delete(flightKey))
+      this.#inFlight.set(flightKey, flight)
+    }
+    return flight
+  }
+
+  /** Not in this process: the shared level, then the database and argon2. */
+  async #resolve (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {
+    const generation = this.#generation
+    const shared = await this.#options.shared?.get(parsed.keyId)
+    if (shared !== undefined && sameFingerprint(shared.fingerprint, keyFingerprint)) {
+      // Nothing read from elsewhere is trusted for longer than a read of our own would be.
+      const entry = shared.freshUntil > at + this.#options.cacheTtl ? { ...shared, freshUntil: at + this.#options.cacheTtl } : shared
+      if (at >= entry.freshUntil) return await this.#refresh(parsed, entry, at, generation)
+      if (this.#isDeleted(parsed.keyId, this.#options.now())) return null
+      this.#keep(parsed.keyId, entry, generation)
+      return entry.key
+    }
+    const row = await whileAvailable(async () => await this.#options.reader.read(parsed.keyId))
+    if (row === undefined || row.prefix !== parsed.prefix) {
+      this.#guard.rememberMissing(keyIdentifier(parsed.prefix, parsed.keyId), at)
+      return null
+    }
+    return await this.#verify(parsed, row, keyFingerprint, at, generation)
+  }
+
+  /** A known text whose record is stale: re-read it; argon2 only if the stored hash changed. */
+  async #refresh (parsed: ParsedKey, cached: CachedKey, at: number, generation: number): Promise<AuthenticatedKey | null> {
+    let row: ApiKeyRow | undefined
+    try {
+      row = await whileAvailable(async () => await this.#options.reader.read(parsed.keyId))
+    } catch (error) {
+      // The database is down: a record verified recently enough keeps serving for a while.
+      if (error instanceof ServiceUnavailableError && at < cached.freshUntil + this.#options.staleIfError &&
+        !this.#isDeleted(parsed.keyId, at)) {
+        return cached.key
+      }
+      throw error
+    }
+    if (row === undefined || row.prefix !== parsed.prefix) {
+      // Deleted, and this process had not heard: make sure every instance hears now.
+      await this.deleted(parsed.keyId)
+      return null
+    }
+    if (this.#options.fingerprint(row.hash) !== cached.hashDigest) return await this.#verify(parsed, row, cached.fingerprint, at, generation)
+    const entry = this.#entryFor(row, cached.fingerprint, at)
+    await this.#store(parsed.keyId, entry, generation)
+    return entry.key
+  }
+
+  async #verify (parsed: ParsedKey, row: ApiKeyRow, keyFingerprint: string, at: number, generation: number): Promise<AuthenticatedKey | null> {
+    // Counted before argon2 starts, so verifications still running count against the key id too.
+    if (!this.#guard.begin(parsed.keyId, keyFingerprint, at)) return null
+    let matches: boolean
+    try {
+      matches = await this.#options.hasher.verify(row.hash, parsed.text)
+    } catch (error) {
+      if (error instanceof HasherBusyError) this.#guard.abandon(parsed.keyId, at)
+      throw error
+    }
+    if (!matches) {
+      this.#guard.failed(parsed.keyId, keyFingerprint, at)
+      return null
+    }
+    const entry = this.#entryFor(row, keyFingerprint, at)
+    await this.#store(parsed.keyId, entry, generation)
+    return entry.key
+  }
+
+  /** The entry for a row read at `at`, keeping the fingerprint of the text verified. */
+  #entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
+    return {
+      key: Object.freeze({ id: row.id, ...this.#options.toKeyInfo(row) }),
+      fingerprint: retainable(keyFingerprint),
+      hashDigest: retainable(this.#options.fingerprint(row.hash)),
+      freshUntil: at + this.#options.cacheTtl
+    }
+  }
+
+  /**
+   * Keeps what a read found in this process, unless a key was evicted since the read began (the
+   * eviction stands) or this one is remembered as deleted. True when it was kept.
+   */
+  #keep (keyId: string, entry: CachedKey, generation: number): boolean {
+    if (generation !== this.#generation || this.#isDeleted(keyId, this.#options.now())) return false
+    this.#local.set(keyId, entry)
+    return true
+  }
+
+  /** Keeps it here and, under the same rule, in the shared level. */
+  async #store (keyId: string, entry: CachedKey, generation: number): Promise<void> {
+    if (this.#keep(keyId, entry, generation)) await this.#options.shared?.set(keyId, entry)
+  }
+
+  #isDeleted (keyId: string, at: number): boolean {
+    const until = this.#deleted.get(keyId)
+    return until !== undefined && at < until
+  }
+
+  /** A delete (keyId) or a loss of messages (null): bumps the generation, forgets what it must. */
+  #evict (keyId: string | null): void {
+    this.#generation++
+    if (keyId === null) {
+      this.#local.clear()
+      return
+    }
+    this.#local.delete(keyId)
+    // Long enough to outlive any entry read before the delete, stale-if-error grace included.
+    this.#deleted.set(keyId, this.#options.now() + this.#options.cacheTtl + this.#options.staleIfError)
+    this.#guard.forget(keyId)
+  }
+
+  #noteFreshHit (keyId: string, entry: CachedKey, at: number): void {
+    const batch = this.#renewal.noteFreshHit(keyId, entry, at)
+    if (batch === undefined) return
+    const run = this.#renew(batch).finally(() => {
+      this.#renewal.done(batch)
+      this.#running.delete(run)
+    })
+    this.#running.add(run)
+  }
+
+  /**
+   * Re-reads a batch of keys in steady use (one query: the reads of one turn share it) and renews
+   * each whose row is live and whose stored hash is unchanged. Anything else is left for the
+   * request path to decide when its freshness ends. Nothing it does can fail a request.
+   */
+  async #renew (batch: Map<string, CachedKey>): Promise<void> {
+    const generation = this.#generation
+    // Freshness counts from before the read, as on the request path.
+    const at = this.#options.now()
+    try {
+      const ids = [...batch.keys()]
+      const rows = await Promise.all(ids.map(async (keyId) => await this.#options.reader.read(keyId)))
+      // Stored side by side: a slow shared level costs one timeout, not one per key.
+      await Promise.all(ids.map(async (keyId, i) => {
+        const row = rows[i]
+        const queued = batch.get(keyId) as CachedKey
+        if (row === undefined || this.#options.fingerprint(row.hash) !== queued.hashDigest) return
+        await this.#store(keyId, this.#entryFor(row, queued.fingerprint, at), generation)
+      }))
+    } catch (error) {
+      this.#warn(error, 'keygate: renewing cached keys failed; they will be re-read when their freshness ends')
+    }
+  }
+}

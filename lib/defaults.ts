@@ -1,0 +1,28 @@
+import type { OnStoreError } from './ratelimit/limiter.js'
+import type { HeaderStyle } from './ratelimit/headers.js'
+
+// libuv's thread pool, where argon2 runs: UV_THREADPOOL_SIZE threads, 4 unless it says otherwise.
+const threadPoolSize = Number.parseInt(process.env.UV_THREADPOOL_SIZE ?? '', 10)
+
+/** Every default of the plugin, in one place: the options' and those of the parts they set. */
+export const DEFAULTS = Object.freeze({
+  migrate: true,
+  prefixes: Object.freeze(['metlo', 'mlo']),
+  routePrefix: '/api/v1/keys',
+  routes: true,
+  maxKeys: 50,
+  defaultPlan: 'free',
+  headers: 'x-ratelimit' as HeaderStyle,
+  onStoreError: 'allow' as OnStoreError,
+  redisTimeout: 250,
+  cacheSize: 10_000,
+  cacheTtl: 5_000,
+  staleIfError: 30_000,
+  hashConcurrency: threadPoolSize > 0 ? threadPoolSize : 4,
+  hashQueue: 100,
+  /** argon2 runs per key id per minute, counting those still running. */
+  verificationsPerKeyId: 5,
+  /** Names in Redis. */
+  rateLimitKeyPrefix: 'keygate:rl:',
+  cacheKeyPrefix: 'keygate:key:'
+})

@@ -1,0 +1,23 @@
+/** What a log line may show of an error raised by Redis, the database or a store. */
+export interface SafeError {
+  type: string
+  message: string
+  code?: string
+  stack?: string
+}
+
+/**
+ * Keeps an error's kind, message, code and stack and drops everything else. Clients attach what
+ * they were sending to their errors (ioredis puts the refused command's arguments on it: a cache
+ * entry, its fingerprint and hash digest), and a logger prints every property it finds.
+ */
+export function safeError (error: unknown): SafeError {
+  if (!(error instanceof Error)) return { type: typeof error, message: 'a non-Error value was thrown' }
+  const code = (error as { code?: unknown }).code
+  return {
+    type: error.name,
+    message: error.message,
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(error.stack === undefined ? {} : { stack: error.stack })
+  }
+}
