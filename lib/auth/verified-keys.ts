@@ -44,35 +44,53 @@ export type Authenticate = (keyText: string) => MaybePromise<AuthenticatedKey | 
 
 const MINUTE_MS = 60_000
 
+interface Eviction {
+  generation: number
+  /** Refused without a read until then, ms since the epoch (ids are never reused). */
+  deletedUntil: number
+}
+
 /**
  * A verified key's life in this process, in one place: lookup by key id and fingerprint, answered
  * fresh, stale or miss; freshness and `staleIfError`; renewal ahead of freshness; one flight per
  * key text; what is known to be missing or deleted; and the eviction generation.
  *
- * The one consistency rule: every delete and invalidation bumps the generation, and whatever a
- * read found is stored only if the generation is still the one from before the read began and
- * the key id is not remembered as deleted. A read in flight across an eviction answers its own
- * request but stores nothing, here or in the shared level.
+ * The one consistency rule: every eviction (a delete here, one heard of, or the loss of messages)
+ * takes the next number of one generation counter and is remembered with it; whatever a read
+ * found is stored only if no eviction that concerns its key id is numbered after the generation
+ * at which the read began, and the key id is not remembered as deleted. A read in flight across
+ * an eviction answers its own request but stores nothing, here or in the shared level, while
+ * evictions of other keys leave it alone (so nobody can spoil others' first verifications by
+ * deleting keys of their own).
  */
 export class VerifiedKeys {
   readonly #options: VerifiedKeysOptions
   readonly #accepted: ReadonlySet<string>
   /** This process's level: key id to the entry of the text verified for it. */
   readonly #local: LRUCache<string, CachedKey>
-  /** Key ids deleted here or heard of, until when they are remembered. Ids are never reused. */
-  readonly #deleted: LRUCache<string, number>
+  /** Key ids evicted, with the generation of their last eviction and, once deleted, until when that is remembered. */
+  readonly #evicted: LRUCache<string, Eviction>
   readonly #guard: AbuseGuard
   readonly #renewal: RenewalQueue
   readonly #inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
   readonly #running = new Set<Promise<void>>()
   readonly #warn: Warn
+  /** The number of the latest eviction. */
   #generation = 0
+  /** No read that began before this generation may store anything: everything was dropped, or an eviction's record was. */
+  #floor = 0
 
   constructor (options: VerifiedKeysOptions) {
     this.#options = options
     this.#accepted = new Set(options.prefixes)
     this.#local = new LRUCache({ max: options.cacheSize })
-    this.#deleted = new LRUCache({ max: options.cacheSize })
+    // An eviction pushed out of memory takes its generation with it: the floor keeps the rule whole.
+    this.#evicted = new LRUCache({
+      max: options.cacheSize,
+      dispose: (eviction, _keyId, reason) => {
+        if (reason === 'evict') this.#floor = Math.max(this.#floor, eviction.generation)
+      }
+    })
     this.#guard = new AbuseGuard({
       missTtlMs: options.cacheTtl,
       maxVerifications: options.maxVerificationsPerMinute ?? 5,
@@ -218,7 +236,9 @@ export class VerifiedKeys {
    * eviction stands) or this one is remembered as deleted. True when it was kept.
    */
   #keep (keyId: string, entry: CachedKey, generation: number): boolean {
-    if (generation !== this.#generation || this.#isDeleted(keyId, this.#options.now())) return false
+    if (generation < this.#floor) return false
+    const eviction = this.#evicted.get(keyId)
+    if (eviction !== undefined && (generation < eviction.generation || this.#options.now() < eviction.deletedUntil)) return false
     this.#local.set(keyId, entry)
     return true
   }
@@ -229,20 +249,21 @@ export class VerifiedKeys {
   }
 
   #isDeleted (keyId: string, at: number): boolean {
-    const until = this.#deleted.get(keyId)
-    return until !== undefined && at < until
+    const eviction = this.#evicted.get(keyId)
+    return eviction !== undefined && at < eviction.deletedUntil
   }
 
-  /** A delete (keyId) or a loss of messages (null): bumps the generation, forgets what it must. */
+  /** A delete (keyId) or a loss of messages (null): the next generation, and what must be forgotten. */
   #evict (keyId: string | null): void {
-    this.#generation++
+    const generation = ++this.#generation
     if (keyId === null) {
+      this.#floor = generation
       this.#local.clear()
       return
     }
     this.#local.delete(keyId)
     // Long enough to outlive any entry read before the delete, stale-if-error grace included.
-    this.#deleted.set(keyId, this.#options.now() + this.#options.cacheTtl + this.#options.staleIfError)
+    this.#evicted.set(keyId, { generation, deletedUntil: this.#options.now() + this.#options.cacheTtl + this.#options.staleIfError })
     this.#guard.forget(keyId)
   }
 
