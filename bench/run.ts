@@ -9,6 +9,7 @@ import { cpus } from 'node:os'
 import autocannon, { type Result } from 'autocannon'
 import { Redis } from 'ioredis'
 import { encodeBase62, randomBase62 } from '../lib/keys/base62.js'
+import { generateKey } from '../lib/keys/key-text.js'
 
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 5
@@ -17,6 +18,8 @@ const WARMUP_SECONDS = quick ? 1 : 3
 const CONNECTIONS = 50
 const ROTATION_KEYS = 10_000
 const RETURN_SECONDS = 1
+// Distinct forged keys in the forged-checksum storm: at its rate each id comes round every few seconds.
+const FORGED_KEYS = 50_000
 const FIRST_USE_KEYS = quick ? 60 : 200
 const REDIS_URL = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? process.env.REDIS_URL : undefined
 
@@ -208,6 +211,9 @@ async function main (): Promise<void> {
   add(`fastify-keygate, ${keysName} in rotation`, keygateMemory, rotation)
   add('wrong-secret storm, one real key id', keygateMemory, cycle(wrongSecrets(keygateMemory.keys[0] as string, 1000)), 401)
   add('bad-checksum storm, random keys', keygateMemory, cycle(Array.from({ length: 1000 }, () => `Bearer metlo_${randomBase62(32)}`)), 401)
+  // Well-formed keys (a valid checksum is free to compute) whose ids the database does not hold,
+  // so many that each id comes round only every few seconds: they cost database reads, batched.
+  add('forged-checksum storm, unknown key ids', keygateMemory, cycle(Array.from({ length: FORGED_KEYS }, () => `Bearer ${generateKey('metlo').text}`)), 401)
 
   try {
     for (const scenario of scenarios) {

@@ -56,3 +56,20 @@ t.test('a bad option fails ready() with a coded error naming the option', async 
     await app.close()
   }
 })
+
+t.test('argon2 concurrency and queue: defaults and bad values', async (t) => {
+  const { db } = await openTestDatabase()
+  const resolved = resolveOptions({ db })
+  t.equal(resolved.hashConcurrency, Number(process.env.UV_THREADPOOL_SIZE ?? 4), "libuv's thread-pool size")
+  t.equal(resolved.hashQueue, 100)
+  t.equal(resolveOptions({ db, hashQueue: 0 }).hashQueue, 0, 'no queue at all is allowed')
+  const cases: Array<[Partial<KeygateOptions>, string]> = [
+    [{ hashConcurrency: 0 }, 'Invalid keygate option "hashConcurrency": expected a positive integer'],
+    [{ hashConcurrency: 2.5 }, 'Invalid keygate option "hashConcurrency": expected a positive integer'],
+    [{ hashQueue: -1 }, 'Invalid keygate option "hashQueue": expected a whole number, 0 or more'],
+    [{ hashQueue: '10' as never }, 'Invalid keygate option "hashQueue": expected a whole number, 0 or more']
+  ]
+  for (const [overrides, message] of cases) {
+    t.throws(() => resolveOptions({ db, ...overrides }), { code: 'FST_KEYGATE_INVALID_OPTION', message }, message)
+  }
+})
