@@ -79,7 +79,8 @@ export class RedisKeyCache implements KeyCache {
       this.#tell(null)
       void this.#subscribe()
     })
-    this.#subscriber.on('end', () => { this.#listeningSince = undefined })
+    // Disconnected, a delete published now would be missed: nothing read from here on is trusted fresh.
+    this.#subscriber.on('close', () => { this.#listeningSince = undefined })
     this.listening = this.#subscribe()
   }
 
