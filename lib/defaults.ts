@@ -22,6 +22,10 @@ export const DEFAULTS = Object.freeze({
   hashQueue: 100,
   /** argon2 runs per key id per minute, counting those still running. */
   verificationsPerKeyId: 5,
+  /** How long a key queued for renewal waits for others to be read with it, in ms. */
+  renewalDelayMs: 100,
+  /** Most keys renewed in one read. */
+  renewalBatch: 500,
   /** Names in Redis. */
   rateLimitKeyPrefix: 'keygate:rl:',
   cacheKeyPrefix: 'keygate:key:'

@@ -12,7 +12,6 @@ import type { KeyCache } from './cache/key-cache.js'
 import { RedisKeyCache } from './cache/redis.cache.js'
 import { openDatabase } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
-import { DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
 import { boundedHasher } from './keys/bounded-hasher.js'
 import { argon2idHasher } from './keys/hasher.js'
@@ -56,8 +55,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     cacheTtl: opts.cacheTtl,
     staleIfError: opts.staleIfError,
     now: opts.now,
-    log: fastify.log,
-    maxVerificationsPerMinute: DEFAULTS.verificationsPerKeyId
+    log: fastify.log
   })
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
   const api = createKeygateApi({

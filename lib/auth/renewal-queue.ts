@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../defaults.js'
 import type { CachedKey } from '../records/cached-key.js'
 
 export interface RenewalQueueOptions {
@@ -26,7 +27,7 @@ export class RenewalQueue {
   /** Key ids being read now: not queued again meanwhile. */
   readonly #reading = new Set<string>()
 
-  constructor ({ cacheTtl, delayMs = 100, maxBatch = 500 }: RenewalQueueOptions) {
+  constructor ({ cacheTtl, delayMs = DEFAULTS.renewalDelayMs, maxBatch = DEFAULTS.renewalBatch }: RenewalQueueOptions) {
     this.#cacheTtl = cacheTtl
     this.#delayMs = delayMs
     this.#maxBatch = maxBatch

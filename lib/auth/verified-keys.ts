@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import type { KeyCache } from '../cache/key-cache.js'
 import type { ApiKeyRow } from '../db/schema.js'
+import { DEFAULTS } from '../defaults.js'
 import { whileAvailable } from '../db/unavailable.js'
 import { HasherBusyError, ServiceUnavailableError } from '../errors.js'
 import type { KeyHasher } from '../keys/hasher.js'
@@ -93,7 +94,7 @@ export class VerifiedKeys {
     })
     this.#guard = new AbuseGuard({
       missTtlMs: options.cacheTtl,
-      maxVerifications: options.maxVerificationsPerMinute ?? 5,
+      maxVerifications: options.maxVerificationsPerMinute ?? DEFAULTS.verificationsPerKeyId,
       windowMs: MINUTE_MS,
       maxTracked: options.cacheSize
     })
