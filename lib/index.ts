@@ -91,7 +91,8 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     limit: createLimiter({ store: rateLimitStore(opts, redis), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
     headers: opts.headers,
     now: opts.now,
-    routeConfigs
+    routeConfigs,
+    log: fastify.log
   }))
 
   if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, choices })

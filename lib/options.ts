@@ -13,6 +13,8 @@ import type { OnStoreError } from './ratelimit/limiter.js'
 import { DEFAULT_PLANS, hasLimits, type Plan } from './ratelimit/plans.js'
 import type { RateLimitStore } from './ratelimit/store.js'
 
+// The defaults live in defaults.ts; exported here too, beside the options they fill in.
+export { DEFAULTS }
 /** A connection string the plugin turns into a pg pool that it owns and closes. */
 export interface ConnectionOptions {
   connectionString: string
@@ -124,7 +126,6 @@ export interface ResolvedOptions {
   readonly rateLimitStore: RateLimitStore | undefined
   readonly now: () => number
 }
-
 
 const PREFIX_PATTERN = new RegExp(`^[a-z][a-z0-9]{0,${MAX_PREFIX_LENGTH - 1}}$`)
 const MIN_SECRET_BYTES = 32
@@ -277,8 +278,6 @@ function resolveBoolean (option: string, value: unknown): boolean {
   if (typeof value !== 'boolean') fail(option, 'expected true or false')
   return value
 }
-
-export { DEFAULTS }
 
 /** Validates the options once, at registration, and returns a frozen copy with every default filled in. */
 export function resolveOptions (options: KeygateOptions): ResolvedOptions {

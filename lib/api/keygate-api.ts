@@ -129,9 +129,6 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     // Checked before argon2, so a create refused for its name or the limit costs no hashing...
     await whileAvailable(async () => await checkRoomFor(db, name))
 
-    // ...and argon2 runs outside the transaction: it takes tens of milliseconds and must not hold the lock.
-    let key = generateKey(prefix)
-    let hash = await hasher.hash(key.text)
     const row = {
       prefix,
       name,
@@ -142,17 +139,21 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       rate_limit_per_minute: rateLimit.perMinute ?? null,
       rate_limit_per_hour: rateLimit.perHour ?? null
     }
-    await whileAvailable(async () => await db.transaction().execute(async (trx) => {
-      await lockForCreate(trx)
-      // Again under the lock: another create may have taken the name or the last place meanwhile.
-      await checkRoomFor(trx, name)
-      for (let draw = 1; !(await insertKey(trx, { ...row, id: key.keyId, hash })); draw++) {
-        if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
-        key = generateKey(prefix)
-        hash = await hasher.hash(key.text)
-      }
-    }))
-    return { apiKey: key.text, ...info({ ...row, id: key.keyId }) }
+    // ...and argon2 runs outside the transaction: it takes tens of milliseconds and must not hold
+    // the lock. An id already taken (eight base62 characters make it rare) means a new draw, hashed
+    // outside the lock again.
+    for (let draw = 1; ; draw++) {
+      const key = generateKey(prefix)
+      const hash = await hasher.hash(key.text)
+      const inserted = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+        await lockForCreate(trx)
+        // Again under the lock: another create may have taken the name or the last place meanwhile.
+        await checkRoomFor(trx, name)
+        return await insertKey(trx, { ...row, id: key.keyId, hash })
+      }))
+      if (inserted) return { apiKey: key.text, ...info({ ...row, id: key.keyId }) }
+      if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
+    }
   }
 
   /** Throws when the name is taken among live keys or no place is left. */

@@ -85,7 +85,10 @@ export class AbuseGuard {
 
   #current (keyId: string, now: number): Verifications | undefined {
     const verifications = this.#verifications.get(keyId)
-    if (verifications !== undefined && (now - verifications.windowStart >= this.#options.windowMs || now < verifications.windowStart)) {
+    // Callers' clocks may lag a little behind the window's start (a read ago); only a window
+    // ended, or a clock stepped back by more than a window, starts a new one.
+    const age = verifications === undefined ? 0 : now - verifications.windowStart
+    if (verifications !== undefined && (age >= this.#options.windowMs || age <= -this.#options.windowMs)) {
       this.#verifications.delete(keyId)
       return undefined
     }

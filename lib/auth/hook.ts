@@ -1,7 +1,8 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InternalError, isKeygateError } from '../errors.js'
 import { sendError, sendInsufficientScope, sendRateLimited, sendUnauthorized } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
+import { throttledWarning } from '../log/throttled-warning.js'
 import { isPromise } from '../maybe-promise.js'
 import { type HeaderStyle, setRateLimitHeaders } from '../ratelimit/headers.js'
 import type { Limiter, RateLimitDecision } from '../ratelimit/limiter.js'
@@ -18,6 +19,7 @@ export interface AuthHookDeps {
   now: () => number
   /** Checks the `config.apiKey` of routes registered before the plugin, at their first request. */
   routeConfigs: RouteConfigs
+  log: FastifyBaseLogger
 }
 
 type Done = HookHandlerDoneFunction
@@ -33,14 +35,16 @@ type Scopes = readonly string[] | undefined
  * Callback style, and synchronous when the key and its counters are in this process: the hot
  * path makes no promise at all. A hook that answers does not call `done`.
  */
-export function createAuthHook ({ authenticate, limit, headers, now, routeConfigs }: AuthHookDeps) {
+export function createAuthHook ({ authenticate, limit, headers, now, routeConfigs, log }: AuthHookDeps) {
   /** Routes whose bad setting was logged already: once each is enough. */
   const reported = new Set<string>()
+  // An outage answers every request 503; the log needs to hear of it once a minute, not per request.
+  const logFailure = throttledWarning(log, now, 'error')
 
   function failed (request: FastifyRequest, reply: FastifyReply, done: Done, error: unknown): void {
     if (!isKeygateError(error)) return done(error as Error)
     // The cause is the store's own error, logged without what it carried.
-    request.log.error({ err: error.cause === undefined ? undefined : safeError(error.cause) }, error.message)
+    logFailure(error.cause ?? error, `keygate: ${error.message}`)
     sendError(reply, error)
   }
 

@@ -9,7 +9,7 @@ import type { KeyHasher } from '../keys/hasher.js'
 import { keyIdentifier, type ParsedKey, parseKey } from '../keys/key-text.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import type { MaybePromise } from '../maybe-promise.js'
-import type { CachedKey } from '../records/cached-key.js'
+import { type CachedKey, cachedKeyOfShape } from '../records/cached-key.js'
 import type { AuthenticatedKey, ToKeyInfo } from '../records/key-info.js'
 import { AbuseGuard } from './abuse-guard.js'
 import { type Fingerprint, retainable, sameFingerprint } from './fingerprint.js'
@@ -80,6 +80,8 @@ export class VerifiedKeys {
   #generation = 0
   /** No read that began before this generation may store anything: everything was dropped, or an eviction's record was. */
   #floor = 0
+  /** Until then shared entries are re-read before use: a delete still to be remembered was forgotten for want of room. */
+  #distrustSharedUntil = 0
 
   constructor (options: VerifiedKeysOptions) {
     this.#options = options
@@ -89,7 +91,9 @@ export class VerifiedKeys {
     this.#evicted = new LRUCache({
       max: options.cacheSize,
       dispose: (eviction, _keyId, reason) => {
-        if (reason === 'evict') this.#floor = Math.max(this.#floor, eviction.generation)
+        if (reason !== 'evict') return
+        this.#floor = Math.max(this.#floor, eviction.generation)
+        this.#distrustSharedUntil = Math.max(this.#distrustSharedUntil, eviction.deletedUntil)
       }
     })
     this.#guard = new AbuseGuard({
@@ -125,8 +129,9 @@ export class VerifiedKeys {
       return this.#once(parsed.keyId, keyFingerprint, async () => await this.#refresh(parsed, local, at, this.#generation))
     }
     if (this.#isDeleted(parsed.keyId, at) ||
-      this.#guard.isRefused(parsed.keyId, keyFingerprint, at) ||
-      this.#guard.isKnownMissing(keyIdentifier(parsed.prefix, parsed.keyId), at)) {
+      this.#guard.isKnownMissing(keyIdentifier(parsed.prefix, parsed.keyId), at) ||
+      // With a shared level, a key verified elsewhere must still be found there first.
+      (this.#options.shared === undefined && this.#guard.isRefused(parsed.keyId, keyFingerprint, at))) {
       return null
     }
     return this.#once(parsed.keyId, keyFingerprint, async () => await this.#resolve(parsed, keyFingerprint, at))
@@ -162,21 +167,33 @@ export class VerifiedKeys {
   /** Not in this process: the shared level, then the database and argon2. */
   async #resolve (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {
     const generation = this.#generation
-    const shared = await this.#options.shared?.get(parsed.keyId)
+    const shared = await this.#fromShared(parsed.keyId, at)
     if (shared !== undefined && sameFingerprint(shared.fingerprint, keyFingerprint)) {
-      // Nothing read from elsewhere is trusted for longer than a read of our own would be.
-      const entry = shared.freshUntil > at + this.#options.cacheTtl ? { ...shared, freshUntil: at + this.#options.cacheTtl } : shared
-      if (at >= entry.freshUntil) return await this.#refresh(parsed, entry, at, generation)
+      if (at >= shared.freshUntil) return await this.#refresh(parsed, shared, at, generation)
       if (this.#isDeleted(parsed.keyId, this.#options.now())) return null
-      this.#keep(parsed.keyId, entry, generation)
-      return entry.key
+      this.#keep(parsed.keyId, shared, generation)
+      return shared.key
     }
+    if (this.#guard.isRefused(parsed.keyId, keyFingerprint, this.#options.now())) return null
     const row = await whileAvailable(async () => await this.#options.reader.read(parsed.keyId))
     if (row === undefined || row.prefix !== parsed.prefix) {
       this.#guard.rememberMissing(keyIdentifier(parsed.prefix, parsed.keyId), at)
       return null
     }
     return await this.#verify(parsed, row, keyFingerprint, at, generation)
+  }
+
+  /**
+   * The shared level's entry, as far as this process trusts it: rebuilt and frozen, fresh for no
+   * longer than a read of our own would be, and stale outright while a forgotten delete may be
+   * hiding behind it.
+   */
+  async #fromShared (keyId: string, at: number): Promise<CachedKey | undefined> {
+    const stored = await this.#options.shared?.get(keyId)
+    const entry = stored === undefined ? undefined : cachedKeyOfShape(keyId, stored)
+    if (entry === undefined) return undefined
+    const freshUntil = at < this.#distrustSharedUntil ? 0 : Math.min(entry.freshUntil, at + this.#options.cacheTtl)
+    return freshUntil === entry.freshUntil ? entry : { ...entry, freshUntil }
   }
 
   /** A known text whose record is stale: re-read it; argon2 only if the stored hash changed. */
@@ -204,17 +221,18 @@ export class VerifiedKeys {
   }
 
   async #verify (parsed: ParsedKey, row: ApiKeyRow, keyFingerprint: string, at: number, generation: number): Promise<AuthenticatedKey | null> {
-    // Counted before argon2 starts, so verifications still running count against the key id too.
-    if (!this.#guard.begin(parsed.keyId, keyFingerprint, at)) return null
+    // Counted before argon2 starts, so verifications still running count against the key id
+    // too; by the clock now, not at the request's arrival, which may be a slow read ago.
+    if (!this.#guard.begin(parsed.keyId, keyFingerprint, this.#options.now())) return null
     let matches: boolean
     try {
       matches = await this.#options.hasher.verify(row.hash, parsed.text)
     } catch (error) {
-      if (error instanceof HasherBusyError) this.#guard.abandon(parsed.keyId, at)
+      if (error instanceof HasherBusyError) this.#guard.abandon(parsed.keyId, this.#options.now())
       throw error
     }
     if (!matches) {
-      this.#guard.failed(parsed.keyId, keyFingerprint, at)
+      this.#guard.failed(parsed.keyId, keyFingerprint, this.#options.now())
       return null
     }
     const entry = this.#entryFor(row, keyFingerprint, at)

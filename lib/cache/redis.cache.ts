@@ -25,6 +25,9 @@ export interface RedisKeyCacheOptions {
 
 // An entry marked stale from long ago: re-read from the database before use, never served stale.
 const LONG_STALE = 0
+// Invalidations older than this are ignored: generous for clocks a little apart, and far too short
+// for a replay of messages collected earlier (to crowd out the deletes remembered) to matter.
+const MESSAGE_MAX_AGE_MS = 300_000
 
 /**
  * The level every instance shares: a key verified on one instance is known to the others, and a
@@ -125,7 +128,7 @@ export class RedisKeyCache implements KeyCache {
     try {
       await withTimeout(Promise.all([
         this.#client.del(this.#keyPrefix + keyId),
-        this.#client.publish(this.#channel, this.#seal.message(keyId))
+        this.#client.publish(this.#channel, this.#seal.message(keyId, this.#now()))
       ]), this.#timeoutMs)
     } catch (error) {
       // The other instances still refuse it when its freshness ends.
@@ -144,12 +147,12 @@ export class RedisKeyCache implements KeyCache {
   }
 
   #heard (message: string): void {
-    const keyId = this.#seal.openMessage(message)
-    if (keyId === undefined) {
-      this.#warnForged(undefined, 'keygate: an invalidation message failed its check and was ignored; is someone else publishing to this Redis?')
+    const opened = this.#seal.openMessage(message)
+    if (opened === undefined || this.#now() - opened.sentAt > MESSAGE_MAX_AGE_MS) {
+      this.#warnForged(undefined, 'keygate: an invalidation message failed its check or is too old, and was ignored; is someone else publishing to this Redis?')
       return
     }
-    this.#tell(keyId)
+    this.#tell(opened.keyId)
   }
 
   #tell (keyId: string | null): void {

@@ -8,16 +8,17 @@ const WARNING_INTERVAL_MS = 60_000
 export type Warn = (error: unknown, message: string) => void
 
 /**
- * A warning logged at most once a minute by the given clock; the ones in between are dropped.
+ * A warning (or, with `level`, an error) logged at most once a minute by the given clock; the ones
+ * in between are dropped.
  * The error is logged through `safeError`, so nothing it carries besides its message reaches the log.
  */
-export function throttledWarning (log: FastifyBaseLogger, now: () => number): Warn {
+export function throttledWarning (log: FastifyBaseLogger, now: () => number, level: 'warn' | 'error' = 'warn'): Warn {
   let last = Number.NEGATIVE_INFINITY
   return (error, message) => {
     const at = now()
     // A clock that stepped back must not silence the warning for good.
     if (at - last < WARNING_INTERVAL_MS && at >= last) return
     last = at
-    log.warn(error === undefined ? {} : { err: safeError(error) }, message)
+    log[level](error === undefined ? {} : { err: safeError(error) }, message)
   }
 }

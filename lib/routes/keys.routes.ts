@@ -4,6 +4,7 @@ import { type CreateKeyChoices, createKeyBodySchema, createKeyValidationError, c
 import type { CreateKeyInput, KeygateApi } from '../api/keygate-api.js'
 import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { KEY_TYPES } from '../db/schema.js'
+import type { AuthenticatedKey } from '../records/key-info.js'
 import { InternalError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
@@ -47,6 +48,15 @@ const errorSchema = {
 
 const DELETE_SUFFIX = '/delete'
 
+/**
+ * The key a management request acts for. The hook sets it on every one of these routes; were it
+ * ever missing, acting without a caller would mean acting with full power, so it fails instead.
+ */
+function callerOf (request: FastifyRequest): AuthenticatedKey {
+  if (request.apiKey === null) throw new InternalError()
+  return request.apiKey
+}
+
 /** The four management routes of the Metlo API. */
 export async function keyRoutes (fastify: FastifyInstance, { api, choices }: KeyRoutesOptions): Promise<void> {
   // Strict, like keygate.createKey: no coercion, unknown properties refused (Fastify's default drops them).
@@ -83,7 +93,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices }: Key
         '4xx': errorSchema
       }
     }
-  }, async (request) => await api.createKey(request.body as CreateKeyInput, { requestedBy: request.apiKey ?? undefined }))
+  }, async (request) => await api.createKey(request.body as CreateKeyInput, { requestedBy: callerOf(request) }))
 
   fastify.get('/list', {
     config: canRead,
@@ -108,7 +118,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices }: Key
   }, async (request, reply) => {
     const path = (request.params as { '*': string })['*']
     if (!path.endsWith(DELETE_SUFFIX) || path.length === DELETE_SUFFIX.length) return reply.callNotFound()
-    await api.deleteKey(path.slice(0, -DELETE_SUFFIX.length), { requestedBy: request.apiKey ?? undefined })
+    await api.deleteKey(path.slice(0, -DELETE_SUFFIX.length), { requestedBy: callerOf(request) })
     return { status: 'OK' }
   })
 }

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildApp } from '../helpers/app.js'
+import { createKeyInfoMapper } from '../../lib/records/key-info.js'
+import { buildApp, buildAppWithDatabase, countingHasher } from '../helpers/app.js'
 
 t.test('the programmatic API validates like the routes and throws coded errors', async (t) => {
   const app = await buildApp(t, { keygate: { routes: false, maxKeys: 2 } })
@@ -39,4 +40,33 @@ t.test('a host-configured prefix list: the first is issued', async (t) => {
   const { generateKey } = await import('../../lib/keys/key-text.js')
   const metlo = await app.inject({ url: '/api/v1/keys/list', headers: { authorization: generateKey('metlo').text } })
   t.equal(metlo.statusCode, 401, 'metlo is not accepted unless configured')
+})
+
+t.test('a drawn key id already taken means a new draw, hashed outside the lock; five taken ones fail', async (t) => {
+  const { app, database } = await buildAppWithDatabase(t)
+  const taken = (await app.keygate.createKey({ name: 'holder' })).apiKey
+  const real = await import('../../lib/keys/key-text.js')
+  // Key ids come from node:crypto; to land on a taken one the test replays the holder's key.
+  let collisions = 1
+  const { createKeygateApi } = await t.mockImport<typeof import('../../lib/api/keygate-api.js')>('../../lib/api/keygate-api.js', {
+    '../../lib/keys/key-text.js': { ...real, generateKey: (prefix: string) => collisions-- > 0 ? real.parseKey(taken, new Set([prefix])) : real.generateKey(prefix) }
+  })
+  const { hasher, counts } = countingHasher()
+  const api = createKeygateApi({
+    db: database.db.withSchema(database.schema),
+    migrate: async () => {},
+    hasher,
+    choices: { prefixes: ['metlo'], grantableScopes: ['*'], plans: ['free'] },
+    defaultPlan: 'free',
+    planOf: () => ({ perMinute: 60 }),
+    toKeyInfo: createKeyInfoMapper(() => ({ perMinute: 60 })),
+    maxKeys: 50,
+    now: Date.now
+  })
+  const created = await api.createKey({ name: 'second' })
+  t.not(created.apiKey, taken)
+  t.equal(counts.hash, 2, 'one hash for the taken id, one for the new draw')
+  collisions = 5
+  await t.rejects(api.createKey({ name: 'third' }), { message: 'Could not draw an unused key id' })
+  t.same((await api.listKeys()).map((key) => key.name), ['holder', 'second'])
 })
