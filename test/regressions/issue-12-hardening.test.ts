@@ -2,7 +2,7 @@ import fastifyRedis from '@fastify/redis'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import keygate, { type KeygateOptions, RedisKeyCache } from '../../lib/index.js'
+import keygate, { type KeygateOptions, MemoryKeyCache, RedisKeyCache } from '../../lib/index.js'
 import { countingHasher, countingSelects, FAST_ARGON2, TEST_SECRET, testClock } from '../helpers/app.js'
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { forgeKey, keyIdOf } from '../helpers/forge.js'
@@ -82,6 +82,19 @@ t.test('1. with Redis: a forged prefix on one instance locks the key out of no o
   t.equal((await a.call(forgeKey('mlo', keyIdOf(apiKey), 'y'))).statusCode, 401)
   t.equal((await b.call(apiKey)).statusCode, 200, 'B takes the verified entry from Redis')
   t.equal((await a.call(apiKey)).statusCode, 200)
+})
+
+t.test('1, 2. spending a key id\'s argon2 budget on one instance does not lock out a key verified on another', async (t) => {
+  const db = await database(t)
+  const shared = new MemoryKeyCache()
+  const a = await instance(t, db, { cache: shared })
+  const b = await instance(t, db, { cache: shared })
+  const { apiKey } = await a.app.keygate.createKey({ name: 'victim' })
+  t.equal((await a.call(apiKey)).statusCode, 200, 'verified on A')
+  for (let n = 0; n < 10; n++) t.equal((await b.call(forgeKey('metlo', keyIdOf(apiKey), `wrong${n}`))).statusCode, 401)
+  t.equal(b.counts.verify, 5, 'B spent the key id\'s budget on wrong secrets')
+  t.equal((await b.call(apiKey)).statusCode, 200, 'the real key is found verified in the shared level all the same')
+  t.equal(b.counts.verify, 5)
 })
 
 t.test('2. a burst of 100 distinct wrong secrets for one key id costs at most 5 argon2 runs', async (t) => {
@@ -195,12 +208,24 @@ t.test('3. Redis entries grant nothing: raised scopes, replays after a delete, a
     t.equal((await b.call(admin)).statusCode, 200)
     t.equal(b.counts.verify, verifications, 'still cached: nothing was evicted by the forgeries')
   })
+
+  await t.test('a genuine invalidation more than 5 minutes old is ignored too', async (t) => {
+    const { createSeal } = await import('../../lib/cache/sealed-entry.js')
+    await redis.publish('keygate:key:invalidate', createSeal(Buffer.from(TEST_SECRET)).message(keyIdOf(admin), Date.now() - 301_000))
+    const { apiKey: other } = await a.app.keygate.createKey({ name: 'marker-2' })
+    const marker = heard(b.app, keyIdOf(other))
+    await a.app.keygate.deleteKey('marker-2')
+    await marker
+    const verifications = b.counts.verify
+    const reads = b.selects()
+    t.equal((await b.call(admin)).statusCode, 200)
+    t.equal(b.counts.verify + b.selects(), verifications + reads, 'still cached')
+  })
 })
 
 t.test('3. freshness from the shared level is capped at cacheTtl, and deletes are remembered for cacheTtl + staleIfError', async (t) => {
   const db = await database(t)
   const clock = testClock()
-  const { MemoryKeyCache } = await import('../../lib/index.js')
   const shared = new MemoryKeyCache()
   const a = await instance(t, db, { cache: shared, now: clock.now })
   const b = await instance(t, db, { cache: shared, now: clock.now })
@@ -221,6 +246,40 @@ t.test('3. freshness from the shared level is capped at cacheTtl, and deletes ar
   clock.advance(5_000 + 30_000 - 1)
   t.same((await b.call(apiKey)).json(), UNAUTHORIZED, 'for cacheTtl + staleIfError')
   t.equal(b.selects(), afterDelete, 'without a database read')
+})
+
+t.test('3. entries of any shared level are checked: another key id\'s entry is a miss, and what is used is frozen', async (t) => {
+  const db = await database(t)
+  const shared = new MemoryKeyCache()
+  const a = await instance(t, db, { cache: shared })
+  const b = await instance(t, db, {
+    cache: shared,
+    hostRoutes: (app) => { app.get('/frozen', async (request) => ({ frozen: Object.isFrozen(request.apiKey) && Object.isFrozen(request.apiKey?.scopes) })) }
+  })
+  const { apiKey: narrow } = await a.app.keygate.createKey({ name: 'narrow', scopes: ['query'] })
+  const { apiKey: wide } = await a.app.keygate.createKey({ name: 'wide' })
+  t.equal((await a.call(wide)).statusCode, 200)
+  // A host's own shared cache that hands back plain objects, and one entry moved to another key id.
+  const wideEntry = (await shared.get(keyIdOf(wide)))!
+  await shared.set(keyIdOf(narrow), JSON.parse(JSON.stringify({ ...wideEntry, fingerprint: wideEntry.fingerprint })))
+  t.equal((await b.call(wide, 'GET', '/frozen')).json().frozen, true, 'an entry from the shared level is frozen before use')
+  t.same((await b.call(narrow)).json(), { scopes: ['query'] }, 'the moved entry is not the narrow key\'s: verified from the database')
+  t.equal(b.counts.verify, 1)
+})
+
+t.test('3. a delete pushed out of memory by newer ones leaves the shared level distrusted until its time is up', async (t) => {
+  const db = await database(t)
+  const shared = new MemoryKeyCache()
+  const a = await instance(t, db, { cache: shared })
+  const b = await instance(t, db, { cache: shared, cacheSize: 2 })
+  const keys = []
+  for (const name of ['k0', 'k1', 'k2']) keys.push((await a.app.keygate.createKey({ name })).apiKey)
+  t.equal((await b.call(keys[0])).statusCode, 200)
+  const before = (await shared.get(keyIdOf(keys[0]!)))!
+  for (const name of ['k0', 'k1', 'k2']) await a.app.keygate.deleteKey(name)
+  // B remembers two deletes; k0's was pushed out. Its entry comes back into the shared level.
+  await shared.set(keyIdOf(keys[0]!), before)
+  t.same((await b.call(keys[0])).json(), UNAUTHORIZED, 're-read from the database before use, and refused')
 })
 
 t.test('4. management never exceeds its caller: delete, plans and limits', async (t) => {
