@@ -9,8 +9,9 @@ const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/
 
 // Two server starts: the first builds a fresh PGlite data directory (initdb in WASM, 7-11 s of the
 // 15-16 s this file takes on an idle 2-core machine), the second reopens it (about 4 s with node
-// and tsx). A loaded machine multiplies that and came close to tap's 120 s per file, so this file
-// sets its own limit with room to spare, and each start may take up to half of it.
+// and tsx). In full runs with one core kept busy it took 15-27 s; it was reported near tap's 120 s
+// per file on a busier machine, so this file sets its own limit with room to spare, and each start
+// may take up to half of it.
 const FILE_TIMEOUT = 300_000
 const START_TIMEOUT = FILE_TIMEOUT / 2
 t.setTimeout(FILE_TIMEOUT)
