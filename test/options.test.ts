@@ -73,3 +73,58 @@ t.test('argon2 concurrency and queue: defaults and bad values', async (t) => {
     t.throws(() => resolveOptions({ db, ...overrides }), { code: 'FST_KEYGATE_INVALID_OPTION', message }, message)
   }
 })
+
+/** What `ready()` rejects with for these options, or undefined when it does not. */
+async function readyError (options: KeygateOptions): Promise<{ code?: unknown, message?: unknown } | undefined> {
+  const app = Fastify()
+  // Not awaited: awaiting register would load the plugin and throw here rather than in ready().
+  void app.register(keygate, options)
+  try {
+    await app.ready()
+    return undefined
+  } catch (error) {
+    return error as { code?: unknown, message?: unknown }
+  } finally {
+    await app.close()
+  }
+}
+
+t.test('every option\'s bad value fails ready() with FST_KEYGATE_INVALID_OPTION and its exact message', async (t) => {
+  // Never connected to: options are checked before anything is opened, and the one app that
+  // starts does not migrate.
+  const db = { connectionString: 'postgres://postgres@127.0.0.1:1/never' }
+  const invalid = (option: string, reason: string) => `Invalid keygate option "${option}": ${reason}`
+  const plansShape = 'expected { name: { perMinute?, perHour? } }'
+  const milliseconds = 'expected a whole number of milliseconds, 0 or more'
+  const cases: Array<[string, Partial<KeygateOptions>, string]> = [
+    ['headers', { headers: 'x-rate' as never }, invalid('headers', 'expected one of x-ratelimit, ietf, both')],
+    ['onStoreError', { onStoreError: 'ignore' as never }, invalid('onStoreError', 'expected one of allow, deny')],
+    ['plans empty', { plans: {} }, invalid('plans', plansShape)],
+    ['plans not an object', { plans: 'free' as never }, invalid('plans', plansShape)],
+    ['plan name', { plans: { Gold: { perMinute: 1 } } }, invalid('plans', 'plan name "Gold" must be lower-case letters, digits, - and _')],
+    ['plan not an object', { plans: { gold: 5 as never } }, invalid('plans.gold', 'expected { perMinute?, perHour? }')],
+    ['plan property', { plans: { free: { perDay: 5 } as never } }, invalid('plans.free', 'unknown property "perDay"')],
+    ['plan limit', { plans: { free: { perMinute: 0 } } }, invalid('plans.free.perMinute', 'expected a positive integer')],
+    ['defaultPlan unknown', { defaultPlan: 'gold' }, invalid('defaultPlan', 'expected one of free, pro, enterprise')],
+    ['defaultPlan missing from plans', { plans: { basic: { perMinute: 1 } } }, invalid('defaultPlan', 'expected one of basic')],
+    ['defaultPlan without limits', { defaultPlan: 'enterprise' }, invalid('defaultPlan', 'plan "enterprise" sets no limits; a default plan must')],
+    ['scopes not an array', { scopes: 'query' as never }, invalid('scopes', 'expected an array of scope names')],
+    ['scope name', { scopes: ['Reports:Read'] }, invalid('scopes', '"Reports:Read" must be lower-case words joined by ":", like connector:read')],
+    ['redis', { redis: {} as never }, invalid('redis', 'expected an ioredis client')],
+    ['rateLimitStore', { rateLimitStore: { consume: 1 } as never }, invalid('rateLimitStore', 'expected an object with consume()')],
+    ['hasher', { hasher: { hash: async () => 'x' } as never }, invalid('hasher', 'expected { hash(text), verify(hash, text) }')],
+    ['cache', { cache: new Map() as never }, invalid('cache', 'expected an object with get, set, delete, onInvalidate, close')],
+    ['cacheTtl negative', { cacheTtl: -1 }, invalid('cacheTtl', milliseconds)],
+    ['cacheTtl fraction', { cacheTtl: 0.5 }, invalid('cacheTtl', milliseconds)],
+    ['staleIfError', { staleIfError: 1.5 }, invalid('staleIfError', milliseconds)],
+    ['staleIfError string', { staleIfError: '30000' as never }, invalid('staleIfError', milliseconds)],
+    ['redisTimeout', { redisTimeout: 0 }, invalid('redisTimeout', 'expected a positive integer')],
+    ['cacheSize', { cacheSize: 0 }, invalid('cacheSize', 'expected a positive integer')]
+  ]
+  for (const [label, overrides, message] of cases) {
+    const error = await readyError({ db, ...overrides })
+    t.equal(error?.code, 'FST_KEYGATE_INVALID_OPTION', label)
+    t.equal(error?.message, message, label)
+  }
+  t.equal(await readyError({ db, migrate: false, cacheTtl: 0, staleIfError: 0 }), undefined, '0 ms is allowed where the message says so')
+})

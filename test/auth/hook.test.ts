@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildApp, createKey } from '../helpers/app.js'
+import { buildApp, createKey, testClock } from '../helpers/app.js'
+import { unknownKey, wrongSecret } from '../helpers/keys.js'
 
 const UNAUTHORIZED = { error: 'unauthorized', message: 'Client unauthorized' }
 
@@ -58,15 +59,11 @@ t.test('the hook guards every host route', async (t) => {
     await refused({ authorization: `${metlo}${'a'.repeat(5000)}` }, 'oversized header')
     await refused({ authorization: `Bearer ${metlo} ${metlo}` }, 'two keys')
     // A well-formed key (valid checksum) whose id is not in the database.
-    const { generateKey } = await import('../../lib/keys/key-text.js')
-    await refused({ authorization: generateKey('metlo').text }, 'unknown key id')
+    await refused({ authorization: unknownKey('metlo', metlo) }, 'unknown key id')
   })
 
   await t.test('the right key id with the wrong secret is refused', async () => {
-    const { crc32 } = await import('node:zlib')
-    const { encodeBase62 } = await import('../../lib/keys/base62.js')
-    const head = `${metlo.slice(0, 14)}${'A'.repeat(18)}`
-    await refused({ authorization: head + encodeBase62(crc32(head), 6) }, 'wrong secret, valid checksum')
+    await refused({ authorization: wrongSecret(metlo, 1) }, 'wrong secret, valid checksum')
   })
 
   await t.test('unknown URLs need a key too, so the route table stays private', async () => {
@@ -128,4 +125,65 @@ t.test('config.apiKey is checked when the route is registered', async (t) => {
     await t.rejects(buildApp(t, { routes: (app) => app.get('/bad', { config: { apiKey: apiKey as false } }, async () => 'x') }),
       { code: 'FST_KEYGATE_INVALID_ROUTE_CONFIG', message }, JSON.stringify(apiKey))
   }
+})
+
+// The test clock starts at 2026-03-03T12:00:00Z: the end of its minute, in Unix seconds.
+const MINUTE_END = String(Date.UTC(2026, 2, 3, 12, 1, 0) / 1000)
+const limitHeaders = (res: { headers: Record<string, unknown> }) =>
+  [res.headers['x-ratelimit-limit'], res.headers['x-ratelimit-remaining'], res.headers['x-ratelimit-reset']]
+const rateLimited = (seconds: number) =>
+  ({ error: 'rate_limit_exceeded', message: `Rate limit exceeded. Retry after ${seconds} seconds.`, retry_after: seconds })
+
+t.test('request.apiKey is set on a 403 and on a 429: a host onResponse hook can tell which key was refused', async (t) => {
+  const clock = testClock()
+  const seen: Array<[number, string | undefined]> = []
+  const app = await buildApp(t, {
+    keygate: { now: clock.now },
+    routes: (app) => {
+      app.addHook('onResponse', async (request, reply) => { seen.push([reply.statusCode, request.apiKey?.identifier]) })
+      app.get('/federate', { config: { apiKey: { scopes: ['federate'] } } }, async () => ({ ok: true }))
+    }
+  })
+  const { apiKey, identifier } = await app.keygate.createKey({ name: 'narrow', scopes: ['query'], rateLimit: { perMinute: 1 } })
+
+  const forbidden = await app.inject({ url: '/federate', headers: { authorization: apiKey } })
+  t.equal(forbidden.statusCode, 403)
+  t.equal(forbidden.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="federate"')
+  t.same(limitHeaders(forbidden), ['1', '0', MINUTE_END])
+  t.same(forbidden.json(), { error: 'insufficient_scope', message: 'API key lacks required permission: federate' })
+
+  const limited = await app.inject({ url: '/federate', headers: { authorization: apiKey } })
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.headers['retry-after'], '60')
+  t.same(limitHeaders(limited), ['1', '0', MINUTE_END])
+  t.same(limited.json(), rateLimited(60))
+
+  const anonymous = await app.inject({ url: '/federate' })
+  t.equal(anonymous.statusCode, 401)
+  t.same(seen, [[403, identifier], [429, identifier], [401, undefined]], 'the key on both refusals; none where no key was identified')
+})
+
+t.test('429 comes before 403: a key over its limit gets 429 even on a route it lacks the scope for', async (t) => {
+  const clock = testClock()
+  const app = await buildApp(t, {
+    keygate: { now: clock.now },
+    routes: (app) => {
+      app.get('/query', { config: { apiKey: { scopes: ['query'] } } }, async () => ({ ok: true }))
+      app.get('/federate', { config: { apiKey: { scopes: ['federate'] } } }, async () => ({ ok: true }))
+    }
+  })
+  const { apiKey } = await app.keygate.createKey({ name: 'narrow', scopes: ['query'], rateLimit: { perMinute: 1 } })
+  t.equal((await app.inject({ url: '/query', headers: { authorization: apiKey } })).statusCode, 200, 'the one request of the minute')
+
+  const over = await app.inject({ url: '/federate', headers: { authorization: apiKey } })
+  t.equal(over.statusCode, 429, 'over the limit and lacking federate: the limit answers')
+  t.equal(over.headers['retry-after'], '60')
+  t.equal(over.headers['www-authenticate'], undefined, 'no scope challenge')
+  t.same(limitHeaders(over), ['1', '0', MINUTE_END])
+  t.same(over.json(), rateLimited(60))
+
+  clock.advance(60_000)
+  const forbidden = await app.inject({ url: '/federate', headers: { authorization: apiKey } })
+  t.equal(forbidden.statusCode, 403, 'with room again, the missing scope answers')
+  t.same(forbidden.json(), { error: 'insufficient_scope', message: 'API key lacks required permission: federate' })
 })

@@ -1,11 +1,9 @@
-import { crc32 } from 'node:zlib'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import keygate, { type CachedKey, type KeygateOptions, MemoryKeyCache } from '../../lib/index.js'
-import { encodeBase62 } from '../../lib/keys/base62.js'
-import { generateKey } from '../../lib/keys/key-text.js'
 import { countingHasher, countingSelects, testClock } from '../helpers/app.js'
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { keyIdOf, unknownKey, withBadChecksum, wrongSecret } from '../helpers/keys.js'
 
 interface Instance { app: FastifyInstance, counts: { hash: number, verify: number }, selects: () => number }
 
@@ -28,12 +26,6 @@ async function setup (t: Test, options: Partial<KeygateOptions> = {}) {
   const { apiKey } = await one.app.keygate.createKey({ name: 'k' })
   const get = async (app: FastifyInstance, authorization: string) => await app.inject({ url: '/data', headers: { authorization } })
   return { database, clock, ...one, apiKey, get }
-}
-
-/** Same key id, a different secret, a valid checksum: what an attacker who knows the identifier sends. */
-function wrongSecret (key: string, n: number): string {
-  const head = `${key.slice(0, key.indexOf('_') + 9)}${String(n).padStart(18, 'W')}`
-  return head + encodeBase62(crc32(head), 6)
 }
 
 t.test('argon2 runs once per key while it stays cached, even for concurrent first requests', async (t) => {
@@ -96,8 +88,9 @@ t.test('wrong secrets for a real key id cost argon2 once each, then nothing', as
 })
 
 t.test('unknown key ids are remembered: garbage with a valid checksum reaches the database once', async (t) => {
-  const { app, selects, get, clock } = await setup(t)
-  const garbage = generateKey('metlo').text
+  const { app, apiKey, selects, get, clock } = await setup(t)
+  const garbage = unknownKey('metlo', apiKey)
+  // The set-up made no authenticated request, so no key read or renewal can still be running.
   const before = selects()
   for (let i = 0; i < 25; i++) t.equal((await get(app, garbage)).statusCode, 401)
   t.equal(selects(), before + 1)
@@ -107,10 +100,12 @@ t.test('unknown key ids are remembered: garbage with a valid checksum reaches th
 })
 
 t.test('malformed keys never reach the cache or the database', async (t) => {
-  const { app, selects, counts, get } = await setup(t)
+  const { app, apiKey, selects, counts, get } = await setup(t)
+  // The set-up made no authenticated request, so no key read or renewal can still be running.
   const before = selects()
-  for (const bad of ['metlo_x', generateKey('metlo').text.slice(0, -1) + '0', 'x'.repeat(10_000)]) {
-    t.equal((await get(app, bad)).statusCode, 401)
+  // The real key with a checksum that is wrong by construction, not by chance.
+  for (const bad of ['metlo_x', withBadChecksum(apiKey), 'x'.repeat(10_000)]) {
+    t.equal((await get(app, bad)).statusCode, 401, bad.slice(0, 40))
   }
   t.equal(selects(), before)
   t.equal(counts.verify, 0)
@@ -135,9 +130,6 @@ t.test('cacheSize bounds the in-process cache', async (t) => {
   await get(app, keys[0]!)
   t.equal(counts.verify, 4, 'the least recently used key was evicted and verified again')
 })
-
-/** The 8-character key id inside key text. */
-const keyIdOf = (key: string) => key.slice(key.indexOf('_') + 1, key.indexOf('_') + 9)
 
 t.test('keys in steady use are renewed ahead of their freshness, many in one read, served from the cache meanwhile', async (t) => {
   const cache = new MemoryKeyCache()

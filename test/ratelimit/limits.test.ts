@@ -1,6 +1,8 @@
+import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import type { KeygateOptions } from '../../lib/index.js'
-import { buildApp, testClock } from '../helpers/app.js'
+import keygate, { type KeygateOptions } from '../../lib/index.js'
+import { buildApp, FAST_ARGON2, testClock } from '../helpers/app.js'
+import { openTestDatabase } from '../helpers/database.js'
 
 // The test clock starts at 2026-03-03T12:00:00Z; these are its minute's and hour's ends in Unix seconds.
 const MINUTE_END = String(Date.UTC(2026, 2, 3, 12, 1, 0) / 1000)
@@ -62,6 +64,25 @@ t.test('the hour window refuses while the minute has room, and then binds the he
   t.equal(refused.statusCode, 429)
   t.equal(refused.json().retry_after, 3540, 'until the hour ends')
   t.same(limitHeaders(refused), ['7', '0', HOUR_END])
+})
+
+t.test('both windows full: Retry-After is the time until both have room, the later reset', async (t) => {
+  const { app, clock, get } = await setup(t)
+  const { apiKey } = await app.keygate.createKey({ name: 'both-full', rateLimit: { perMinute: 2, perHour: 2 } })
+  t.equal((await get(apiKey)).statusCode, 200)
+  t.equal((await get(apiKey)).statusCode, 200)
+  clock.advance(17_500)
+  const refused = await get(apiKey)
+  t.equal(refused.statusCode, 429)
+  // The minute has room again in 42.5 s, the hour in 3,582.5 s: only then would a retry succeed.
+  t.equal(refused.headers['retry-after'], '3583', 'to the end of the hour, not of the minute')
+  t.same(refused.json(), { error: 'rate_limit_exceeded', message: 'Rate limit exceeded. Retry after 3583 seconds.', retry_after: 3583 })
+  t.same(limitHeaders(refused), ['2', '0', HOUR_END], 'the headers name the window that frees up last')
+
+  clock.advance(42_500)
+  const nextMinute = await get(apiKey)
+  t.equal(nextMinute.statusCode, 429, 'a new minute, but the hour is still full')
+  t.equal(nextMinute.headers['retry-after'], '3540')
 })
 
 t.test('a refused request consumes nothing', async (t) => {
@@ -187,4 +208,36 @@ t.test('a custom store is used as given', async (t) => {
   const res = await get(key.apiKey)
   t.same(limitHeaders(res), ['60', '50', MINUTE_END])
   t.same(calls, [`${key.identifier.split('.')[1]}:minute=60,hour=1000`])
+})
+
+t.test('a plan removed from the options: its keys get the default plan\'s limits, and keep their own', async (t) => {
+  const database = await openTestDatabase()
+  const clock = testClock()
+  const apps: FastifyInstance[] = []
+  t.teardown(async () => { for (const app of apps) await app.close(); await database.close() })
+  // An app on this test's schema, as a host restarted with other options would build it.
+  const start = async (keygateOptions: Partial<KeygateOptions>) => {
+    const app = Fastify()
+    apps.push(app)
+    await app.register(keygate, { db: database.db, schema: database.schema, argon2: FAST_ARGON2, now: clock.now, ...keygateOptions })
+    app.get('/data', async () => ({ ok: true }))
+    await app.ready()
+    return app
+  }
+  const get = async (app: FastifyInstance, key: string) => await app.inject({ url: '/data', headers: { authorization: key } })
+
+  const before = await start({})
+  const pro = await before.keygate.createKey({ name: 'pro', plan: 'pro' })
+  const proOwn = await before.keygate.createKey({ name: 'pro-own', plan: 'pro', rateLimit: { perMinute: 7 } })
+  t.same(limitHeaders(await get(before, pro.apiKey)), ['300', '299', MINUTE_END], 'pro while the options have it')
+  t.same(limitHeaders(await get(before, proOwn.apiKey)), ['7', '6', MINUTE_END])
+  await before.close()
+
+  const after = await start({ plans: { free: { perMinute: 60, perHour: 1000 }, enterprise: {} } })
+  t.same(limitHeaders(await get(after, pro.apiKey)), ['60', '59', MINUTE_END], 'the default plan (free) in place of pro')
+  t.same(limitHeaders(await get(after, proOwn.apiKey)), ['7', '6', MINUTE_END], 'its own perMinute stays')
+  t.same((await after.keygate.listKeys()).map((k) => [k.name, k.plan, k.limits]), [
+    ['pro', 'pro', { perMinute: 60, perHour: 1000 }],
+    ['pro-own', 'pro', { perMinute: 7, perHour: 1000 }]
+  ], 'the stored plan name is kept; the limits are the default plan\'s where the key has none of its own')
 })

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { MemoryRateLimitStore } from '../../lib/ratelimit/memory.store.js'
 import { batches, RedisRateLimitStore } from '../../lib/ratelimit/redis.store.js'
 import type { RateLimitStore, WindowRequest } from '../../lib/ratelimit/store.js'
-import { needsRedis, redisClient, uniqueKeyPrefix } from '../helpers/redis.js'
+import { LIVE_REDIS_TIMEOUT, needsRedis, redisClient, uniqueKeyPrefix } from '../helpers/redis.js'
 
 // 2026-03-03T12:00:00Z: aligned to the minute and the hour.
 const T0 = Date.UTC(2026, 2, 3, 12, 0, 0)
@@ -82,7 +82,7 @@ function storeContract (name: string, makeStore: (t: Test) => RateLimitStore, sk
 }
 
 storeContract('memory', () => new MemoryRateLimitStore())
-storeContract('redis', (t) => new RedisRateLimitStore({ client: redisClient(t), keyPrefix: uniqueKeyPrefix() }), needsRedis)
+storeContract('redis', (t) => new RedisRateLimitStore({ client: redisClient(t), keyPrefix: uniqueKeyPrefix(), timeoutMs: LIVE_REDIS_TIMEOUT }), needsRedis)
 
 t.test('memory: ended windows are dropped, so keys seen once do not stay', async (t) => {
   const store = new MemoryRateLimitStore()
@@ -96,7 +96,7 @@ t.test('memory: ended windows are dropped, so keys seen once do not stay', async
 t.test('redis: counters expire with their window and share a hash tag', { skip: needsRedis }, async (t) => {
   const client = redisClient(t)
   const keyPrefix = uniqueKeyPrefix()
-  const store = new RedisRateLimitStore({ client, keyPrefix })
+  const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
   const at = T0 + 15_000
   await store.consume({ keyId: 'ttl', windows: windows(at, 60, 1000), now: at })
   const keys = (await client.keys(`${keyPrefix}*`)).sort()
@@ -111,7 +111,7 @@ t.test('redis: counters expire with their window and share a hash tag', { skip: 
 t.test('redis: the requests of one event-loop turn share one script call, at most 100 to a call', { skip: needsRedis }, async (t) => {
   const client = redisClient(t)
   const keyPrefix = uniqueKeyPrefix()
-  const store = new RedisRateLimitStore({ client, keyPrefix })
+  const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
   // Redis's own view of what it was sent, from a connection of its own.
   const monitor = await redisClient(t).monitor()
   t.teardown(() => monitor.disconnect())

@@ -151,6 +151,24 @@ t.test('create refuses bad input with the contract\'s exact 400 bodies', async (
   t.equal(longest.statusCode, 200, '128 characters is allowed, counted as characters, not bytes')
 })
 
+t.test('a body over Fastify\'s bodyLimit: 413 in the contract\'s shape, nothing created', async (t) => {
+  const { app, admin, call } = await setup(t)
+  // Fastify's default bodyLimit is 1 MiB; a name padded past it, in otherwise valid JSON.
+  const payload = JSON.stringify({ name: 'x'.repeat(1024 * 1024) })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/keys/create',
+    headers: { authorization: admin, 'content-type': 'application/json' },
+    payload
+  })
+  t.equal(res.statusCode, 413)
+  t.equal(res.headers['content-type'], 'application/json; charset=utf-8')
+  t.same([res.headers['x-ratelimit-limit'], res.headers['x-ratelimit-remaining'], res.headers['x-ratelimit-reset']],
+    ['60', '59', String(Date.UTC(2026, 2, 3, 12, 1, 0) / 1000)], 'counted like any request with a key')
+  t.same(res.json(), { error: 'payload_too_large', message: 'Request body is too large' })
+  t.same((await call('GET', '/api/v1/keys/list')).json().map((k: { name: string }) => k.name), ['admin'], 'nothing was created')
+})
+
 t.test('the key limit', async (t) => {
   const { app, call } = await setup(t, { keygate: { maxKeys: 3 } })
   await app.keygate.createKey({ name: 'two' })
