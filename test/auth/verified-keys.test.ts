@@ -5,7 +5,7 @@ import { VerifiedKeys, type VerifiedKeysOptions } from '../../lib/auth/verified-
 import { MemoryKeyCache } from '../../lib/cache/memory.cache.js'
 import { createKeyInfoMapper } from '../../lib/records/key-info.js'
 import { buildAppWithDatabase, countingHasher, countingSelects, testClock } from '../helpers/app.js'
-import { keyIdOf } from '../helpers/forge.js'
+import { keyIdOf } from '../helpers/keys.js'
 import { captureLogs } from '../helpers/log-capture.js'
 
 const TTL = 5_000

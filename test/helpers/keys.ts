@@ -46,3 +46,12 @@ export function wrongSecret (key: string, n: number): string {
   const head = key.slice(0, idEnd) + secret
   return head + checksumOf(head)
 }
+
+/**
+ * Key text an attacker can build from a public identifier: any prefix, a known key id, any
+ * 18-character secret, and the checksum that makes it well-formed (CRC32 is free to compute).
+ */
+export function forgeKey (prefix: string, keyId: string, secret: string): string {
+  const head = `${prefix}_${keyId}${secret.padStart(SECRET_LENGTH, 'F').slice(-SECRET_LENGTH)}`
+  return head + checksumOf(head)
+}

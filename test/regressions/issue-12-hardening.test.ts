@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import keygate, { type KeygateOptions, MemoryKeyCache, RedisKeyCache } from '../../lib/index.js'
 import { countingHasher, countingSelects, FAST_ARGON2, TEST_SECRET, testClock } from '../helpers/app.js'
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { forgeKey, keyIdOf } from '../helpers/forge.js'
+import { forgeKey, keyIdOf } from '../helpers/keys.js'
 import { captureLogs } from '../helpers/log-capture.js'
 import { needsRedis, REDIS_URL } from '../helpers/redis.js'
 
