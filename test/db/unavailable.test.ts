@@ -1,6 +1,6 @@
-import Fastify from 'fastify'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import pg from 'pg'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import keygate from '../../lib/index.js'
 import { generateKey } from '../../lib/keys/key-text.js'
 import { FAST_ARGON2, testClock } from '../helpers/app.js'
@@ -12,6 +12,28 @@ import { relay, silentServer } from '../helpers/relay.js'
 const UNAVAILABLE = { error: 'service_unavailable', message: 'The API key store is unavailable. Try again shortly.' }
 // Nothing listens on port 1 of the loopback: connections are refused at once.
 const DEAD = 'postgres://postgres@127.0.0.1:1/keygate'
+
+/**
+ * An app whose PostgreSQL is reached through a relay the test can cut or stall, on a schema of
+ * its own that is dropped afterwards (straight, not through the relay).
+ */
+async function behindRelay (t: Test, fastifyOptions: FastifyServerOptions = {}) {
+  const proxy = await relay(new URL(DATABASE_URL!))
+  const through = new URL(DATABASE_URL!)
+  through.hostname = '127.0.0.1'
+  through.port = String(proxy.port)
+  const app = Fastify(fastifyOptions)
+  const schema = uniqueSchema()
+  t.teardown(async () => {
+    await app.close()
+    await proxy.close()
+    const admin = new pg.Client({ connectionString: DATABASE_URL })
+    await admin.connect()
+    await admin.query(`drop schema if exists "${schema}" cascade`)
+    await admin.end()
+  })
+  return { app, proxy, through, schema }
+}
 
 t.test('a database that refuses connections: 503 on every path, no stack, no hang, no key in the log', async (t) => {
   const logs = captureLogs()
@@ -45,21 +67,8 @@ t.test('migrating against a database that is down fails ready() with the coded e
 })
 
 t.test('database down: cached keys serve for staleIfError past freshness, then 503; the plugin recovers', { skip: DATABASE_URL === undefined ? 'needs DATABASE_URL (a PostgreSQL server to cut off)' : false }, async (t) => {
-  const proxy = await relay(new URL(DATABASE_URL!))
-  const through = new URL(DATABASE_URL!)
-  through.hostname = '127.0.0.1'
-  through.port = String(proxy.port)
   const clock = testClock()
-  const app = Fastify()
-  const schema = uniqueSchema()
-  t.teardown(async () => {
-    await app.close()
-    await proxy.close()
-    const admin = new pg.Client({ connectionString: DATABASE_URL })
-    await admin.connect()
-    await admin.query(`drop schema if exists "${schema}" cascade`)
-    await admin.end()
-  })
+  const { app, proxy, through, schema } = await behindRelay(t)
   await app.register(keygate, {
     db: { connectionString: through.href, pool: { connectionTimeoutMillis: 1000 } },
     schema,
@@ -140,21 +149,8 @@ t.test('a database that stops answering on an open connection: query_timeout tur
   ...HANG_BOUND,
   skip: DATABASE_URL === undefined ? 'needs DATABASE_URL (a PostgreSQL server to stall)' : false
 }, async (t) => {
-  const proxy = await relay(new URL(DATABASE_URL!))
-  const through = new URL(DATABASE_URL!)
-  through.hostname = '127.0.0.1'
-  through.port = String(proxy.port)
   const logs = captureLogs()
-  const app = Fastify({ logger: logs.logger })
-  const schema = uniqueSchema()
-  t.teardown(async () => {
-    await app.close()
-    await proxy.close()
-    const admin = new pg.Client({ connectionString: DATABASE_URL })
-    await admin.connect()
-    await admin.query(`drop schema if exists "${schema}" cascade`)
-    await admin.end()
-  })
+  const { app, proxy, through, schema } = await behindRelay(t, { logger: logs.logger })
   // Long enough for migrations on a loaded machine, short enough to end the wait once it stalls.
   await app.register(keygate, {
     db: { connectionString: through.href, pool: { connectionTimeoutMillis: 5_000, query_timeout: 3_000 } },
