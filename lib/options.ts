@@ -15,6 +15,7 @@ import type { RateLimitStore } from './ratelimit/store.js'
 
 // The defaults live in defaults.ts; exported here too, beside the options they fill in.
 export { DEFAULTS }
+
 /** A connection string the plugin turns into a pg pool that it owns and closes. */
 export interface ConnectionOptions {
   connectionString: string
@@ -52,9 +53,12 @@ export interface KeygateOptions {
   argon2?: Partial<Argon2Options>
   /** Another way to hash and verify keys (it must stay slow: this is what stands between a stolen table and the keys). Default argon2id. */
   hasher?: KeyHasher
-  /** Another key cache; replaces the built-in ones. Default: in-process, with Redis behind it when Redis is used. */
+  /**
+   * The level instances share, behind each process's own cache: replaces the built-in Redis one.
+   * Default: Redis when Redis is used, none otherwise.
+   */
   cache?: KeyCache
-  /** Most verified keys held in this process. Default 10,000. */
+  /** Most verified keys held in this process (and deletes, misses and refusals remembered). Default 10,000. */
   cacheSize?: number
   /** How long a verified record is trusted without reading the database, in ms. Default 5000. */
   cacheTtl?: number
