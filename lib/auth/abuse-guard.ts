@@ -10,16 +10,17 @@ export interface AbuseGuardOptions {
   maxTracked: number
 }
 
-interface Verifications {
+/** Wrong secrets seen for a key id within its window: refused again without argon2. */
+interface WrongSecrets {
   windowStart: number
-  /** Started in this window, finished or not. */
-  count: number
-  /** Fingerprints of wrong secrets already seen: refused again without argon2. */
-  wrong: Set<string>
+  fingerprints: Set<string>
 }
 
 // Enough to remember a handful of distinct wrong secrets per key without growing.
 const MAX_REMEMBERED_FINGERPRINTS = 16
+// A window's start and its count share one number (start × COUNT_SPAN + count): every verified
+// key has one, so it must stay small. Exact while start × COUNT_SPAN < 2^53, until the year 2255.
+const COUNT_SPAN = 1024
 
 /**
  * Keeps garbage from reaching the database and wrong secrets from reaching argon2. Identifiers
@@ -32,13 +33,18 @@ const MAX_REMEMBERED_FINGERPRINTS = 16
  */
 export class AbuseGuard {
   readonly #missing: LRUCache<string, number>
-  readonly #verifications: LRUCache<string, Verifications>
+  /** Per key id: its window's start and the verifications started in it, packed. */
+  readonly #started: LRUCache<string, number>
+  /** Per key id with a wrong secret this window: the fingerprints (few keys have any). */
+  readonly #wrong: LRUCache<string, WrongSecrets>
   readonly #options: AbuseGuardOptions
 
   constructor (options: AbuseGuardOptions) {
+    if (options.maxVerifications >= COUNT_SPAN) throw new RangeError(`maxVerifications must be below ${COUNT_SPAN}`)
     this.#options = options
     this.#missing = new LRUCache({ max: options.maxTracked })
-    this.#verifications = new LRUCache({ max: options.maxTracked })
+    this.#started = new LRUCache({ max: options.maxTracked })
+    this.#wrong = new LRUCache({ max: options.maxTracked })
   }
 
   isKnownMissing (identifier: string, now: number): boolean {
@@ -52,46 +58,53 @@ export class AbuseGuard {
 
   /** True when this secret must be refused without running argon2. */
   isRefused (keyId: string, fingerprint: string, now: number): boolean {
-    const verifications = this.#current(keyId, now)
-    if (verifications === undefined) return false
-    return verifications.wrong.has(fingerprint) || verifications.count >= this.#options.maxVerifications
+    const window = this.#window(keyId, now)
+    if (window === undefined) return false
+    return window.count >= this.#options.maxVerifications ||
+      this.#wrong.get(keyId)?.fingerprints.has(fingerprint) === true
   }
 
   /** Counts a verification about to start. False when it must not: refuse without argon2. */
   begin (keyId: string, fingerprint: string, now: number): boolean {
     if (this.isRefused(keyId, fingerprint, now)) return false
-    const verifications = this.#current(keyId, now) ?? { windowStart: now, count: 0, wrong: new Set<string>() }
-    verifications.count++
-    this.#verifications.set(keyId, verifications)
+    const window = this.#window(keyId, now) ?? { start: now, count: 0 }
+    this.#started.set(keyId, window.start * COUNT_SPAN + window.count + 1)
     return true
   }
 
   /** A verification that never ran (argon2 was too busy) gives its turn back. */
   abandon (keyId: string, now: number): void {
-    const verifications = this.#current(keyId, now)
-    if (verifications !== undefined && verifications.count > 0) verifications.count--
+    const window = this.#window(keyId, now)
+    if (window !== undefined && window.count > 0) this.#started.set(keyId, window.start * COUNT_SPAN + window.count - 1)
   }
 
   /** A wrong secret: this fingerprint is refused without argon2 for the rest of the window. */
   failed (keyId: string, fingerprint: string, now: number): void {
-    const verifications = this.#current(keyId, now)
-    if (verifications !== undefined && verifications.wrong.size < MAX_REMEMBERED_FINGERPRINTS) verifications.wrong.add(fingerprint)
+    const window = this.#window(keyId, now)
+    if (window === undefined) return
+    let wrong = this.#wrong.get(keyId)
+    if (wrong?.windowStart !== window.start) this.#wrong.set(keyId, wrong = { windowStart: window.start, fingerprints: new Set() })
+    if (wrong.fingerprints.size < MAX_REMEMBERED_FINGERPRINTS) wrong.fingerprints.add(fingerprint)
   }
 
   /** A key id just deleted starts clean (it can never come back, and its memory is of no use). */
   forget (keyId: string): void {
-    this.#verifications.delete(keyId)
+    this.#started.delete(keyId)
+    this.#wrong.delete(keyId)
   }
 
-  #current (keyId: string, now: number): Verifications | undefined {
-    const verifications = this.#verifications.get(keyId)
+  /** The key id's current window, or undefined (and forgotten) once it has ended. */
+  #window (keyId: string, now: number): { start: number, count: number } | undefined {
+    const packed = this.#started.get(keyId)
+    if (packed === undefined) return undefined
+    const start = Math.floor(packed / COUNT_SPAN)
     // Callers' clocks may lag a little behind the window's start (a read ago); only a window
     // ended, or a clock stepped back by more than a window, starts a new one.
-    const age = verifications === undefined ? 0 : now - verifications.windowStart
-    if (verifications !== undefined && (age >= this.#options.windowMs || age <= -this.#options.windowMs)) {
-      this.#verifications.delete(keyId)
+    const age = now - start
+    if (age >= this.#options.windowMs || age <= -this.#options.windowMs) {
+      this.forget(keyId)
       return undefined
     }
-    return verifications
+    return { start, count: packed - start * COUNT_SPAN }
   }
 }
