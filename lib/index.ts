@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis'
 import fp from 'fastify-plugin'
 import { createKeygateApi } from './api/keygate-api.js'
 import { createFingerprinter } from './auth/fingerprint.js'
+import { notedRoutes } from './auth/early-routes.js'
 import { createAuthHook } from './auth/hook.js'
 import { KeyReader } from './auth/key-reader.js'
 import { RouteConfigs } from './auth/route-config.js'
@@ -84,6 +85,10 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.decorateRequest('apiKey', null)
   const routeConfigs = new RouteConfigs(opts.scopes)
   fastify.addHook('onRoute', routeConfigs.onRoute)
+  // Routes registered before the plugin: startup fails for a bad setting there too.
+  fastify.addHook('onReady', async () => {
+    for (const { setting, where } of notedRoutes(fastify) ?? []) routeConfigs.check(setting, where)
+  })
   // Close hooks run last-registered first: a renewal still reading finishes before the pool closes.
   fastify.addHook('onClose', async () => await verifiedKeys.idle())
   fastify.addHook('onRequest', createAuthHook({
