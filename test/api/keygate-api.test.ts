@@ -42,7 +42,7 @@ t.test('a host-configured prefix list: the first is issued', async (t) => {
   t.equal(metlo.statusCode, 401, 'metlo is not accepted unless configured')
 })
 
-t.test('a drawn key id already taken means a new draw, hashed outside the lock; five taken ones fail', async (t) => {
+t.test('a drawn key id already taken means a new draw; five taken ones fail', async (t) => {
   const { app, database } = await buildAppWithDatabase(t)
   const taken = (await app.keygate.createKey({ name: 'holder' })).apiKey
   const real = await import('../../lib/keys/key-text.js')

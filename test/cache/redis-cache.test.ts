@@ -65,7 +65,7 @@ t.test('a delete on one instance is refused on every other, at once', { skip: ne
   t.equal((await get(a.app, apiKey)).statusCode, 401)
 })
 
-t.test('after its subscriber reconnects, an instance empties its in-process cache and trusts no older entry', { skip: needsRedis }, async (t) => {
+t.test('after its subscriber reconnects, an instance empties its in-process cache; the entry in Redis then costs no argon2', { skip: needsRedis }, async (t) => {
   const database = await openTestDatabase()
   t.teardown(database.close)
   // A name of its own, so the test cuts its own subscriber and no other test file's.
