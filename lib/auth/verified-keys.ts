@@ -34,8 +34,6 @@ export interface VerifiedKeysOptions {
   staleIfError: number
   now: () => number
   log: FastifyBaseLogger
-  /** Argon2 runs per key id per minute, counting those running. Default 5. */
-  maxVerificationsPerMinute?: number
   /** Renewal's batching, for tests. Defaults: 100 ms, 500 keys. */
   renewal?: { delayMs?: number, maxBatch?: number }
 }
@@ -98,7 +96,7 @@ export class VerifiedKeys {
     })
     this.#guard = new AbuseGuard({
       missTtlMs: options.cacheTtl,
-      maxVerifications: options.maxVerificationsPerMinute ?? DEFAULTS.verificationsPerKeyId,
+      maxVerifications: DEFAULTS.verificationsPerKeyId,
       windowMs: MINUTE_MS,
       maxTracked: options.cacheSize
     })
