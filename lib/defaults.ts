@@ -20,6 +20,12 @@ export const DEFAULTS = Object.freeze({
   staleIfError: 30_000,
   hashConcurrency: threadPoolSize > 0 ? threadPoolSize : 4,
   hashQueue: 100,
+  /** Keys older than this are listed with `rotationDue: true` (the Metalogue recommendation). */
+  rotateAfterDays: 90,
+  /** Longest grace period a rotation may give the old key text: 7 days. */
+  maxGracePeriodSeconds: 604_800,
+  /** How often counted usage is written to the database, in ms. */
+  usageFlushMs: 10_000,
   /** argon2 runs per key id per minute, counting those still running. */
   verificationsPerKeyId: 5,
   /** How long a key queued for renewal waits for others to be read with it, in ms. */

@@ -106,6 +106,12 @@ export const RateLimitRequiredError = createError<[string]>(
   'Plan %s has no limits of its own: set rateLimit.perMinute and/or rateLimit.perHour.',
   400
 )
+export const ExpiryInvalidError = createError<[string]>('FST_KEYGATE_EXPIRY_INVALID', '%s', 400)
+export const GracePeriodInvalidError = createError<[number]>(
+  'FST_KEYGATE_GRACE_PERIOD_INVALID',
+  'gracePeriodSeconds must be a whole number of seconds from 0 to %s.',
+  400
+)
 
 // Infrastructure.
 export const ServiceUnavailableError = createError(

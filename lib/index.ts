@@ -23,7 +23,7 @@ import { MemoryRateLimitStore } from './ratelimit/memory.store.js'
 import type { Plan } from './ratelimit/plans.js'
 import { RedisRateLimitStore } from './ratelimit/redis.store.js'
 import type { RateLimitStore } from './ratelimit/store.js'
-import { createKeyInfoMapper } from './records/key-info.js'
+import { createKeyRecordMapper } from './records/key-info.js'
 import { keyRoutes } from './routes/keys.routes.js'
 import './types.js'
 
@@ -44,13 +44,13 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   if (opts.cache === undefined && shared !== undefined) fastify.addHook('onClose', async () => await shared.close())
   // A plan removed from the options falls back to the default plan for keys that still name it.
   const planOf = (name: string): Plan => opts.plans[name] ?? (opts.plans[opts.defaultPlan] as Plan)
-  const toKeyInfo = createKeyInfoMapper(planOf)
+  const toKeyRecord = createKeyRecordMapper(planOf)
   const verifiedKeys = new VerifiedKeys({
     reader: new KeyReader(db),
     hasher,
     prefixes: opts.prefixes,
     fingerprint: createFingerprinter(opts.secret),
-    toKeyInfo,
+    toKeyRecord,
     shared,
     cacheSize: opts.cacheSize,
     cacheTtl: opts.cacheTtl,
@@ -66,10 +66,14 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     choices,
     defaultPlan: opts.defaultPlan,
     planOf,
-    toKeyInfo,
+    toKeyRecord,
     maxKeys: opts.maxKeys,
+    maxLifetimeDays: opts.maxLifetimeDays,
+    rotateAfterDays: opts.rotateAfterDays,
+    maxGracePeriodSeconds: opts.maxGracePeriodSeconds,
     now: opts.now,
-    onDeleted: async (keyId) => await verifiedKeys.deleted(keyId)
+    onDeleted: async (keyId) => await verifiedKeys.deleted(keyId),
+    onChanged: async (keyId) => await verifiedKeys.changed(keyId)
   })
   if (opts.migrate) {
     try {
@@ -100,7 +104,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     log: fastify.log
   }))
 
-  if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, choices })
+  if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, choices, maxGracePeriodSeconds: opts.maxGracePeriodSeconds })
 }
 
 /** The host's store if it gave one, Redis when a client is at hand, this process's memory otherwise. */
@@ -129,14 +133,14 @@ function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis:
 export const keygate: FastifyPluginAsync<KeygateOptions> = fp(keygatePlugin, { fastify: '5.x', name: 'fastify-keygate' })
 export default keygate
 
-export type { Caller, CreatedKey, CreateKeyInput, CreateKeyOptions, DeleteKeyOptions, KeygateApi, KeyInfo } from './api/keygate-api.js'
-export type { AuthenticatedKey } from './records/key-info.js'
+export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, DeleteKeyOptions, KeygateApi, KeyInfo, RotateKeyInput, UpdateKeyInput } from './api/keygate-api.js'
+export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
 export type { KeyType } from './db/schema.js'
 export { KEY_TYPES } from './db/schema.js'
 export { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './db/migrate.js'
 export type { Argon2Options, KeyHasher } from './keys/hasher.js'
-export type { CachedKey, KeyCache } from './cache/key-cache.js'
+export type { CachedKey, Invalidation, KeyCache } from './cache/key-cache.js'
 export { MemoryKeyCache, type MemoryKeyCacheOptions } from './cache/memory.cache.js'
 export { RedisKeyCache, type RedisKeyCacheOptions } from './cache/redis.cache.js'
 export type { ConnectionOptions, KeygateOptions } from './options.js'

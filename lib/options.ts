@@ -45,6 +45,17 @@ export interface KeygateOptions {
   /** Most live keys at once. Default `50`. */
   maxKeys?: number
   /**
+   * Longest a key may live, in days: caps `expiresAt` and `expiresInDays`, and a key created
+   * without either expires after this long. Default: none (keys live until deleted).
+   */
+  maxLifetimeDays?: number
+  /** Keys older than this many days are listed with `rotationDue: true`. Default 90. */
+  rotateAfterDays?: number
+  /** Longest grace period a rotation may give the old key text, in seconds. Default 604800 (7 days). */
+  maxGracePeriodSeconds?: number
+  /** How often each instance writes the usage it counted to the database, in ms. Default 10000. */
+  usageFlushMs?: number
+  /**
    * Server secret for key fingerprints (keyed SHA-256), at least 32 bytes. Required when Redis is
    * used, since instances must agree on fingerprints. Default: random per process.
    */
@@ -109,6 +120,10 @@ export interface ResolvedOptions {
   readonly routePrefix: string
   readonly routes: boolean
   readonly maxKeys: number
+  readonly maxLifetimeDays: number | undefined
+  readonly rotateAfterDays: number
+  readonly maxGracePeriodSeconds: number
+  readonly usageFlushMs: number
   readonly secret: Buffer
   /** False when `secret` was drawn at random here (fine for one process, not for a shared cache). */
   readonly secretGiven: boolean
@@ -297,6 +312,10 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     routePrefix: resolveRoutePrefix(options.routePrefix ?? DEFAULTS.routePrefix),
     routes: resolveBoolean('routes', options.routes ?? DEFAULTS.routes),
     maxKeys: resolvePositiveInteger('maxKeys', options.maxKeys ?? DEFAULTS.maxKeys),
+    maxLifetimeDays: options.maxLifetimeDays === undefined ? undefined : resolvePositiveInteger('maxLifetimeDays', options.maxLifetimeDays),
+    rotateAfterDays: resolvePositiveInteger('rotateAfterDays', options.rotateAfterDays ?? DEFAULTS.rotateAfterDays),
+    maxGracePeriodSeconds: resolveNonNegativeInteger('maxGracePeriodSeconds', options.maxGracePeriodSeconds ?? DEFAULTS.maxGracePeriodSeconds, 'expected a whole number of seconds, 0 or more'),
+    usageFlushMs: resolvePositiveInteger('usageFlushMs', options.usageFlushMs ?? DEFAULTS.usageFlushMs),
     secret: resolveSecret(options.secret),
     secretGiven: options.secret !== undefined,
     argon2: resolveArgon2(options.argon2),

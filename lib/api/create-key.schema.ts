@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { KEY_TYPES } from '../db/schema.js'
 import type { FastifyError } from 'fastify'
 import {
+  ExpiryInvalidError,
   InvalidRequestError,
   KeyForInvalidError,
   KeyNameInvalidError,
@@ -39,28 +40,65 @@ export interface CreateKeyChoices {
   plans: readonly string[]
 }
 
-const ALLOWED_PROPERTIES = 'name, keyFor, prefix, scopes, plan, rateLimit'
+const CREATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt, keyFor, prefix, expiresInDays'
+const UPDATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt'
+
+const positiveInteger = { type: 'integer', minimum: 1, maximum: 2_147_483_647 } as const
+// A date and a time with its zone, as JSON dates are written; Date.parse then rules out 2027-02-31.
+const ISO_DATE_TIME = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2})$'
+
+/** The fields create and update share, validated the same way by both. */
+function keyFields ({ grantableScopes, plans }: CreateKeyChoices) {
+  return {
+    name: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN },
+    scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: [...grantableScopes] } },
+    plan: { type: 'string', enum: [...plans] },
+    rateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { perMinute: positiveInteger, perHour: positiveInteger }
+    },
+    expiresAt: { type: 'string', maxLength: 40, pattern: ISO_DATE_TIME }
+  } as const
+}
 
 /** The body of a create, for the route and for `keygate.createKey` alike. */
-export function createKeyBodySchema ({ prefixes, grantableScopes, plans }: CreateKeyChoices) {
-  const positiveInteger = { type: 'integer', minimum: 1, maximum: 2_147_483_647 }
+export function createKeyBodySchema (choices: CreateKeyChoices) {
   return {
     type: 'object',
     additionalProperties: false,
     required: ['name'],
     properties: {
-      name: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN },
+      ...keyFields(choices),
       keyFor: { type: 'string', enum: [...KEY_TYPES], default: 'GENERIC' },
-      prefix: { type: 'string', enum: [...prefixes] },
-      scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: [...grantableScopes] } },
-      plan: { type: 'string', enum: [...plans] },
-      rateLimit: {
-        type: 'object',
-        additionalProperties: false,
-        minProperties: 1,
-        properties: { perMinute: positiveInteger, perHour: positiveInteger }
-      }
+      prefix: { type: 'string', enum: [...choices.prefixes] },
+      expiresInDays: positiveInteger
     }
+  } as const
+}
+
+/** The body of an update: any of the fields, at least one; `rateLimit: null` and `expiresAt: null` clear them. */
+export function updateKeyBodySchema (choices: CreateKeyChoices) {
+  const fields = keyFields(choices)
+  return {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    properties: {
+      ...fields,
+      rateLimit: { ...fields.rateLimit, type: ['object', 'null'] },
+      expiresAt: { ...fields.expiresAt, type: ['string', 'null'] }
+    }
+  } as const
+}
+
+/** The body of a rotation. */
+export function rotateKeyBodySchema (maxGracePeriodSeconds: number) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: { gracePeriodSeconds: { type: 'integer', minimum: 0, maximum: maxGracePeriodSeconds } }
   } as const
 }
 
@@ -76,7 +114,7 @@ export function createStrictAjv (): Ajv {
 const MAX_ECHOED_SCOPE = 64
 
 /** Turns the first validation failure into the coded error the contract names for it. */
-export function createKeyValidationError (body: unknown, errors: readonly ErrorObject[], choices: CreateKeyChoices): FastifyError {
+export function createKeyValidationError (body: unknown, errors: readonly ErrorObject[], choices: CreateKeyChoices, allowed = CREATE_PROPERTIES): FastifyError {
   // No body at all is a create without a name.
   if (body === undefined || body === null) return new KeyNameRequiredError()
   const [first] = errors
@@ -96,11 +134,22 @@ export function createKeyValidationError (body: unknown, errors: readonly ErrorO
       return new RateLimitInvalidError()
     case 'scopes':
       return scopesError(body, path[1], first.keyword, choices)
+    case 'expiresAt':
+      return new ExpiryInvalidError(`expiresAt must be an ISO 8601 date-time with a time zone, like 2027-01-31T00:00:00Z${allowed === UPDATE_PROPERTIES ? ', or null' : ''}.`)
+    case 'expiresInDays':
+      return new ExpiryInvalidError('expiresInDays must be a whole number of days, 1 or more.')
   }
   if (first.keyword === 'additionalProperties') {
-    return new InvalidRequestError(`Unknown property in request body. Allowed: ${ALLOWED_PROPERTIES}.`)
+    return new InvalidRequestError(`Unknown property in request body. Allowed: ${allowed}.`)
   }
+  if (first.keyword === 'minProperties') return new InvalidRequestError(`Nothing to update. Give any of: ${allowed}.`)
   return new InvalidRequestError('Request body must be a JSON object.')
+}
+
+/** The same for an update: no body is a 400 of its own, and the allowed fields differ. */
+export function updateKeyValidationError (body: unknown, errors: readonly ErrorObject[], choices: CreateKeyChoices): FastifyError {
+  if (body === undefined || body === null) return new InvalidRequestError(`Nothing to update. Give any of: ${UPDATE_PROPERTIES}.`)
+  return createKeyValidationError(body, errors, choices, UPDATE_PROPERTIES)
 }
 
 function scopesError (body: unknown, index: string | undefined, keyword: string, choices: CreateKeyChoices): FastifyError {

@@ -3,7 +3,10 @@ import { FULL_ACCESS, firstMissing } from '../auth/scopes.js'
 import type { KeygateDatabase, KeyType } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
 import {
+  ExpiryInvalidError,
+  GracePeriodInvalidError,
   insufficientScope,
+  InvalidRequestError,
   KeyLimitReachedError,
   KeyNameTakenError,
   KeyNotFoundError,
@@ -11,17 +14,22 @@ import {
   RateLimitRequiredError
 } from '../errors.js'
 import type { KeyHasher } from '../keys/hasher.js'
-import { generateKey } from '../keys/key-text.js'
+import { type GeneratedKey, generateKey, keyIdentifier } from '../keys/key-text.js'
 import { effectiveLimits, hasLimits, type Limits, type Plan } from '../ratelimit/plans.js'
-import type { KeyInfo, ToKeyInfo } from '../records/key-info.js'
+import type { KeyInfo, ToKeyRecord } from '../records/key-info.js'
 import {
+  type ApiKeyListing,
   countLiveKeys,
+  endGracePeriods,
   findLiveKeyForUpdate,
   insertKey,
+  type KeyChanges,
   listLiveKeys,
+  listRotatingKeys,
   liveNameExists,
   lockForCreate,
-  markDeleted
+  markDeleted,
+  updateKeys
 } from '../repositories/api-key.repository.js'
 import {
   type CreateKeyChoices,
@@ -29,7 +37,10 @@ import {
   createKeyValidationError,
   createStrictAjv,
   isValidName,
-  shownName
+  rotateKeyBodySchema,
+  shownName,
+  updateKeyBodySchema,
+  updateKeyValidationError
 } from './create-key.schema.js'
 
 export type { KeyInfo }
@@ -47,12 +58,32 @@ export interface CreateKeyInput {
   plan?: string
   /** This key's own limits, in place of its plan's. Required on a plan without limits. */
   rateLimit?: Partial<Limits>
+  /** When the key stops working: an ISO 8601 date-time in the future. Not with `expiresInDays`. */
+  expiresAt?: string
+  /** The key stops working this many days from now. Not with `expiresAt`. */
+  expiresInDays?: number
+}
+
+/** What an update may change: any of these, at least one. `null` clears `rateLimit` or `expiresAt`. */
+export interface UpdateKeyInput {
+  name?: string
+  scopes?: string[]
+  plan?: string
+  rateLimit?: Partial<Limits> | null
+  expiresAt?: string | null
+}
+
+export interface RotateKeyInput {
+  /** How long the old text keeps working, in seconds. Default 0: it stops at once. */
+  gracePeriodSeconds?: number
 }
 
 /** The key a management call acts for. Management never exceeds its caller. */
 export interface Caller {
   scopes: readonly string[]
   limits: Limits
+  /** ISO 8601; a caller without `*` cannot make a key outlive it. Default: never expires. */
+  expires?: string | null
 }
 
 export interface CreateKeyOptions {
@@ -65,6 +96,14 @@ export interface CreateKeyOptions {
 
 export interface DeleteKeyOptions {
   /** The key asking for the delete: it may delete only keys whose permissions it holds (403). */
+  requestedBy?: Caller
+}
+
+export interface ChangeKeyOptions {
+  /**
+   * The key asking for the update or rotation: it may change only keys whose permissions it
+   * holds, and an update stays within them as a create does (403).
+   */
   requestedBy?: Caller
 }
 
@@ -82,6 +121,13 @@ export interface KeygateApi {
   listOnboardingKeys (): Promise<KeyInfo[]>
   /** Deletes the live key with this name; it stops authenticating at once, on every instance. */
   deleteKey (name: string, options?: DeleteKeyOptions): Promise<void>
+  /** Changes the live key with this name; every instance applies it at the key's next request. */
+  updateKey (name: string, changes: UpdateKeyInput, options?: ChangeKeyOptions): Promise<KeyInfo>
+  /**
+   * A new key text for the key with this name, with all its settings; the old text works for the
+   * grace period, then gets 401. An earlier text still in its grace stops at once.
+   */
+  rotateKey (name: string, input?: RotateKeyInput, options?: ChangeKeyOptions): Promise<CreatedKey>
   /** Brings the plugin's tables up to date (run at startup unless `migrate: false`). */
   migrate (): Promise<void>
 }
@@ -95,19 +141,65 @@ export interface KeygateApiDeps {
   choices: CreateKeyChoices
   defaultPlan: string
   planOf: (name: string) => Plan
-  toKeyInfo: ToKeyInfo
+  toKeyRecord: ToKeyRecord
   maxKeys: number
+  maxLifetimeDays: number | undefined
+  rotateAfterDays: number
+  maxGracePeriodSeconds: number
   now: () => number
-  /** Called after a delete, so authentication forgets the key at once, everywhere. */
+  /** Called after a delete (or a rotation without grace), so authentication forgets the key at once, everywhere. */
   onDeleted?: (keyId: string) => Promise<void>
+  /** Called after an update (or a rotation with grace), so authentication re-reads the key at its next request, everywhere. */
+  onChanged?: (keyId: string) => Promise<void>
 }
 
 // Eight characters of base62 make a collision rare; a few draws make it irrelevant.
 const MAX_ID_DRAWS = 5
+const DAY_MS = 86_400_000
 
 export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
-  const { db, hasher, choices, maxKeys, now, planOf, toKeyInfo: info } = deps
-  const validateCreate = createStrictAjv().compile(createKeyBodySchema(choices))
+  const { db, hasher, choices, maxKeys, now, planOf, toKeyRecord } = deps
+  const ajv = createStrictAjv()
+  const validateCreate = ajv.compile(createKeyBodySchema(choices))
+  const validateUpdate = ajv.compile(updateKeyBodySchema(choices))
+  const validateRotate = ajv.compile(rotateKeyBodySchema(deps.maxGracePeriodSeconds))
+
+  /** The listing shape of a row, as of `at`; `rotating` is the text rotated away from it, if any still works. */
+  function info (row: ApiKeyListing, at: number, rotating?: KeyInfo['rotatingFrom']): KeyInfo {
+    return {
+      ...toKeyRecord(row),
+      rotationDue: at - row.created_at.getTime() >= deps.rotateAfterDays * DAY_MS,
+      rotatingFrom: rotating ?? null
+    }
+  }
+
+  /**
+   * When a key made or changed at `at` expires: `expiresAt` or `expiresInDays` (not both), at most
+   * `maxLifetimeDays` ahead. Undefined on an update that leaves it alone; on a create without
+   * either, the longest lifetime allowed (none, by default).
+   */
+  function expiryOf (input: { expiresAt?: string | null, expiresInDays?: number }, at: number, creating: boolean): Date | null | undefined {
+    const { expiresAt, expiresInDays } = input
+    const max = deps.maxLifetimeDays
+    if (expiresAt !== undefined && expiresInDays !== undefined) throw new ExpiryInvalidError('Give expiresAt or expiresInDays, not both.')
+    let expires: Date | null | undefined
+    if (expiresInDays !== undefined) expires = new Date(at + expiresInDays * DAY_MS)
+    else if (typeof expiresAt === 'string') {
+      expires = new Date(expiresAt)
+      if (Number.isNaN(expires.getTime())) throw new ExpiryInvalidError('expiresAt is not a date that exists.')
+      if (expires.getTime() <= at) throw new ExpiryInvalidError('expiresAt must be in the future.')
+    } else expires = expiresAt ?? (creating && max !== undefined ? new Date(at + max * DAY_MS) : (creating ? null : undefined))
+    if (max !== undefined && expires !== undefined && (expires === null || expires.getTime() > at + max * DAY_MS)) {
+      throw new ExpiryInvalidError(`A key may live at most ${max} days (option maxLifetimeDays).`)
+    }
+    return expires
+  }
+
+  /** A new key text with its argon2 hash, drawn and hashed outside any transaction. */
+  async function drawKey (prefix: string): Promise<{ key: GeneratedKey, hash: string }> {
+    const key = generateKey(prefix)
+    return { key, hash: await hasher.hash(key.text) }
+  }
 
   async function createKey (input: CreateKeyInput, options: CreateKeyOptions = {}): Promise<CreatedKey> {
     // Validate a copy: Ajv fills in defaults, and the caller's object is theirs.
@@ -121,11 +213,16 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       plan = deps.defaultPlan,
       rateLimit = {}
     } = body as CreateKeyInput
+    const at = now()
+    const expires = expiryOf(body as CreateKeyInput, at, true) as Date | null
     const limits = effectiveLimits(planOf(plan), rateLimit)
     const caller = options.requestedBy
     if (caller !== undefined) scopesWithinCaller(caller, scopes)
     if (!hasLimits(limits)) throw new RateLimitRequiredError(plan)
-    if (caller !== undefined) limitsWithinCaller(caller, limits)
+    if (caller !== undefined) {
+      limitsWithinCaller(caller, limits)
+      expiryWithinCaller(caller, expires)
+    }
     // Checked before argon2, so a create refused for its name or the limit costs no hashing...
     await whileAvailable(async () => await checkRoomFor(db, name))
 
@@ -133,27 +230,131 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       prefix,
       name,
       key_for: keyFor,
-      created_at: new Date(now()),
+      created_at: new Date(at),
       scopes,
       plan,
       rate_limit_per_minute: rateLimit.perMinute ?? null,
-      rate_limit_per_hour: rateLimit.perHour ?? null
+      rate_limit_per_hour: rateLimit.perHour ?? null,
+      expires_at: expires
     }
     // ...and argon2 runs outside the transaction: it takes tens of milliseconds and must not hold
     // the lock. An id already taken (eight base62 characters make it rare) means a new draw, hashed
     // outside the lock again.
     for (let draw = 1; ; draw++) {
-      const key = generateKey(prefix)
-      const hash = await hasher.hash(key.text)
+      const { key, hash } = await drawKey(prefix)
       const inserted = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
         await lockForCreate(trx)
         // Again under the lock: another create may have taken the name or the last place meanwhile.
         await checkRoomFor(trx, name)
-        return await insertKey(trx, { ...row, id: key.keyId, hash })
+        return await insertKey(trx, { ...row, id: key.keyId, lineage: key.keyId, hash })
       }))
-      if (inserted) return { apiKey: key.text, ...info({ ...row, id: key.keyId }) }
+      if (inserted) return { apiKey: key.text, ...info(newListing({ ...row, id: key.keyId, lineage: key.keyId }), at) }
       if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
     }
+  }
+
+  /** A name's live key for a change, or 404 without a database call for a name no key can have. */
+  function checkedName (name: unknown): string {
+    if (!isValidName(name)) throw new KeyNotFoundError(typeof name === 'string' ? shownName(name) : String(name))
+    return name
+  }
+
+  async function updateKey (name: string, input: UpdateKeyInput, options: ChangeKeyOptions = {}): Promise<KeyInfo> {
+    checkedName(name)
+    const body = typeof input === 'object' && input !== null ? { ...input } : input
+    if (!validateUpdate(body)) throw updateKeyValidationError(body, validateUpdate.errors ?? [], choices)
+    const changes = body as UpdateKeyInput
+    const at = now()
+    const expires = expiryOf(changes, at, false)
+    const caller = options.requestedBy
+    const { row, ids } = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+      // A rename takes the create lock: a create of the same name must not slip in between.
+      if (changes.name !== undefined && changes.name !== name) await lockForCreate(trx)
+      const key = await findLiveKeyForUpdate(trx, name)
+      if (key === undefined) throw new KeyNotFoundError(name)
+      const plan = changes.plan ?? key.plan
+      const own = changes.rateLimit === undefined
+        ? { perMinute: key.rate_limit_per_minute, perHour: key.rate_limit_per_hour }
+        : { perMinute: changes.rateLimit?.perMinute ?? null, perHour: changes.rateLimit?.perHour ?? null }
+      const limits = effectiveLimits(planOf(plan), own)
+      if (caller !== undefined) {
+        // It may change only a key whose permissions it holds, and only within them.
+        scopesWithinCaller(caller, key.scopes)
+        if (changes.scopes !== undefined) scopesWithinCaller(caller, changes.scopes)
+      }
+      if (!hasLimits(limits)) throw new RateLimitRequiredError(plan)
+      if (caller !== undefined) {
+        limitsWithinCaller(caller, limits)
+        expiryWithinCaller(caller, expires === undefined ? key.expires_at : expires)
+      }
+      if (changes.name !== undefined && changes.name !== name && await liveNameExists(trx, changes.name)) {
+        throw new KeyNameTakenError(changes.name)
+      }
+      const set: KeyChanges = {
+        ...(changes.name === undefined ? {} : { name: changes.name }),
+        ...(changes.scopes === undefined ? {} : { scopes: changes.scopes }),
+        ...(changes.plan === undefined ? {} : { plan: changes.plan }),
+        ...(changes.rateLimit === undefined ? {} : { rate_limit_per_minute: own.perMinute, rate_limit_per_hour: own.perHour }),
+        ...(expires === undefined ? {} : { expires_at: expires })
+      }
+      const ids = await updateKeys(trx, name, new Date(at), set)
+      return { row: { ...key, ...set }, ids }
+    }))
+    await Promise.all(ids.map(async (id) => await deps.onChanged?.(id)))
+    return info(row, at, await rotatingFrom(row.name, at))
+  }
+
+  async function rotateKey (name: string, input: RotateKeyInput = {}, options: ChangeKeyOptions = {}): Promise<CreatedKey> {
+    checkedName(name)
+    const body = typeof input === 'object' && input !== null ? { ...input } : input
+    if (!validateRotate(body)) throw new GracePeriodInvalidError(deps.maxGracePeriodSeconds)
+    const grace = (body as RotateKeyInput).gracePeriodSeconds ?? 0
+    // Looked up before argon2, so rotating a name nobody has costs no hashing.
+    const current = await whileAvailable(async () => (await listLiveKeys(db, { name }))[0])
+    if (current === undefined) throw new KeyNotFoundError(name)
+    for (let draw = 1; ; draw++) {
+      const { key, hash } = await drawKey(current.prefix)
+      const at = now()
+      const rotated = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+        const old = await findLiveKeyForUpdate(trx, name)
+        if (old === undefined) throw new KeyNotFoundError(name)
+        if (options.requestedBy !== undefined) scopesWithinCaller(options.requestedBy, old.scopes)
+        // One old text at a time: an earlier one still in its grace stops now.
+        const ended = await endGracePeriods(trx, name, new Date(at))
+        const sunset = grace === 0 ? null : new Date(at + grace * 1000)
+        await markDeleted(trx, old.id, new Date(at), sunset)
+        const { id: _id, hash: _hash, seq: _seq, deleted_at: _deleted, sunset_at: _sunset, ...kept } = old
+        const row = { ...kept, id: key.keyId, created_at: new Date(at), prefix: old.prefix }
+        if (!await insertKey(trx, { ...row, hash })) return undefined
+        return { row, old, ended, sunset }
+      }))
+      if (rotated !== undefined) {
+        const { row, old, ended, sunset } = rotated
+        await Promise.all([
+          ...ended.map(async (id) => await deps.onDeleted?.(id)),
+          sunset === null ? deps.onDeleted?.(old.id) : deps.onChanged?.(old.id)
+        ])
+        const from = sunset === null ? null : { identifier: keyIdentifier(old.prefix, old.id), sunset: sunset.toISOString() }
+        return { apiKey: key.text, ...info(row, at, from) }
+      }
+      if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
+    }
+  }
+
+  /** The text rotated away from the live key of this name, while its grace lasts. */
+  async function rotatingFrom (name: string, at: number): Promise<KeyInfo['rotatingFrom']> {
+    return (await rotatingByName(at)).get(name) ?? null
+  }
+
+  async function rotatingByName (at: number): Promise<Map<string, NonNullable<KeyInfo['rotatingFrom']>>> {
+    const rows = await whileAvailable(() => listRotatingKeys(db, new Date(at)))
+    return new Map(rows.map((row) => [row.name, { identifier: keyIdentifier(row.prefix, row.id), sunset: row.sunset_at.toISOString() }]))
+  }
+
+  async function listed (filter: Parameters<typeof listLiveKeys>[1]): Promise<KeyInfo[]> {
+    const at = now()
+    const [rows, rotating] = await Promise.all([whileAvailable(() => listLiveKeys(db, filter)), rotatingByName(at)])
+    return rows.map((row) => info(row, at, rotating.get(row.name)))
   }
 
   /** Throws when the name is taken among live keys or no place is left. */
@@ -165,29 +366,46 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
   async function deleteKey (name: string, options: DeleteKeyOptions = {}): Promise<void> {
     // A name create would refuse names no key: no database call for it.
     if (!isValidName(name)) throw new KeyNotFoundError(typeof name === 'string' ? shownName(name) : String(name))
-    const id = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+    const ids = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
       const key = await findLiveKeyForUpdate(trx, name)
       if (key === undefined) throw new KeyNotFoundError(name)
       if (options.requestedBy !== undefined) {
         scopesWithinCaller(options.requestedBy, key.scopes)
       }
-      await markDeleted(trx, key.id, new Date(now()))
-      return key.id
+      const at = new Date(now())
+      // A text rotated away from it stops with it.
+      const ended = await endGracePeriods(trx, name, at)
+      await markDeleted(trx, key.id, at)
+      return [key.id, ...ended]
     }))
-    await deps.onDeleted?.(id)
+    await Promise.all(ids.map(async (id) => await deps.onDeleted?.(id)))
   }
 
   return {
     createKey,
-    listKeys: async () => (await whileAvailable(() => listLiveKeys(db))).map(info),
-    listOnboardingKeys: async () =>
-      (await whileAvailable(() => listLiveKeys(db, { keyFor: 'ONBOARDING', newestFirst: true }))).map(info),
+    listKeys: async () => await listed({}),
+    listOnboardingKeys: async () => await listed({ keyFor: 'ONBOARDING', newestFirst: true }),
     deleteKey,
+    updateKey,
+    rotateKey,
     migrate: () => whileAvailable(deps.migrate)
   }
 }
 
 const WINDOW_NAMES = { perMinute: 'per minute', perHour: 'per hour' } as const
+
+/** A new key's columns the listing shows that a create leaves at their start. */
+function newListing (row: Omit<ApiKeyListing, 'last_used_at' | 'requests' | 'credits_remaining' | 'credits_refill_amount' | 'credits_refill_interval' | 'credits_set_at'>): ApiKeyListing {
+  return { ...row, last_used_at: null, requests: '0', credits_remaining: null, credits_refill_amount: null, credits_refill_interval: null, credits_set_at: null }
+}
+
+/** Nor does a key without `*` that expires make a key that outlives it. */
+function expiryWithinCaller (caller: Caller, expires: Date | null): void {
+  if (caller.scopes.includes(FULL_ACCESS) || caller.expires == null) return
+  if (expires === null || expires.getTime() > Date.parse(caller.expires)) {
+    throw new ExpiryInvalidError(`This key expires at ${caller.expires} and cannot make a key that outlives it.`)
+  }
+}
 
 /** Management never exceeds its caller: no key grants, or deletes, a permission it lacks. */
 function scopesWithinCaller (caller: Caller, scopes: readonly string[]): void {

@@ -6,7 +6,8 @@ import { throttledWarning } from '../log/throttled-warning.js'
 import { isPromise } from '../maybe-promise.js'
 import { type HeaderStyle, setRateLimitHeaders } from '../ratelimit/headers.js'
 import type { Limiter, RateLimitDecision } from '../ratelimit/limiter.js'
-import type { AuthenticatedKey } from '../records/key-info.js'
+import type { CachedKey } from '../records/cached-key.js'
+import type { Deprecation } from '../records/lifecycle.js'
 import type { RouteApiKeyConfig, RouteConfigs } from './route-config.js'
 import { firstMissing } from './scopes.js'
 import { keyTextFromHeader } from './authorization-header.js'
@@ -64,7 +65,7 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
     }
   }
 
-  function permit (reply: FastifyReply, done: Done, key: AuthenticatedKey, needed: Scopes, decision: RateLimitDecision | null): void {
+  function permit (reply: FastifyReply, done: Done, key: CachedKey['key'], needed: Scopes, decision: RateLimitDecision | null): void {
     if (decision !== null) {
       setRateLimitHeaders(reply, decision, headers, now())
       if (!decision.allowed) return void sendRateLimited(reply, decision.retryAfter)
@@ -74,12 +75,15 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
     done()
   }
 
-  function identified (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes, key: AuthenticatedKey | null): void {
-    if (key === null) return void sendUnauthorized(reply)
+  function identified (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes, entry: CachedKey | null): void {
+    if (entry === null) return void sendUnauthorized(reply)
+    const key = entry.key
     request.apiKey = key
+    if (entry.deprecation !== null) setDeprecationHeaders(reply, entry.deprecation)
     let decision
     try {
-      decision = limit(key.id, key.limits)
+      // Counted per lineage: a rotation keeps the key's windows.
+      decision = limit(entry.lineage, key.limits)
     } catch (error) {
       return failed(request, reply, done, error)
     }
@@ -110,4 +114,14 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
       identified(request, reply, done, needed, key)
     }
   }
+}
+
+/**
+ * A key rotated away, in its grace period: `Deprecation` (RFC 9745: since when, as `@<Unix
+ * seconds>`) and `Sunset` (RFC 8594: when it stops working, as an HTTP date), so its client
+ * learns to switch before it does.
+ */
+function setDeprecationHeaders (reply: FastifyReply, deprecation: Deprecation): void {
+  reply.header('deprecation', `@${Math.floor(deprecation.at / 1000)}`)
+  reply.header('sunset', new Date(deprecation.sunset).toUTCString())
 }

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { ApiKeyRow, KeygateDatabase } from '../db/schema.js'
-import { findLiveKeysByIds } from '../repositories/api-key.repository.js'
+import { findKeysToAuthenticate } from '../repositories/api-key.repository.js'
 
 // Ids per query: a burst of thousands goes in several reads.
 const MAX_IDS = 500
@@ -45,7 +45,7 @@ export class KeyReader {
   async #readBatch (ids: string[], waiting: Map<string, Waiting[]>): Promise<void> {
     let rows: ApiKeyRow[]
     try {
-      rows = await findLiveKeysByIds(this.#db, ids)
+      rows = await findKeysToAuthenticate(this.#db, ids)
     } catch (error) {
       for (const id of ids) for (const { reject } of waiting.get(id) ?? []) reject(error)
       return

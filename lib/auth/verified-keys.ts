@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { LRUCache } from 'lru-cache'
-import type { KeyCache } from '../cache/key-cache.js'
+import type { Invalidation, KeyCache } from '../cache/key-cache.js'
 import type { ApiKeyRow } from '../db/schema.js'
 import { DEFAULTS } from '../defaults.js'
 import { whileAvailable } from '../db/unavailable.js'
@@ -10,7 +10,8 @@ import { keyIdentifier, type ParsedKey, parseKey } from '../keys/key-text.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import type { MaybePromise } from '../maybe-promise.js'
 import { type CachedKey, cachedKeyOfShape } from '../records/cached-key.js'
-import type { AuthenticatedKey, ToKeyInfo } from '../records/key-info.js'
+import type { ToKeyRecord } from '../records/key-info.js'
+import { creditsOf, deprecationOf, isLiveAt, notAfterOf } from '../records/lifecycle.js'
 import { AbuseGuard } from './abuse-guard.js'
 import { type Fingerprint, retainable, sameFingerprint } from './fingerprint.js'
 import type { KeyReader } from './key-reader.js'
@@ -23,7 +24,7 @@ export interface VerifiedKeysOptions {
   hasher: KeyHasher
   prefixes: readonly string[]
   fingerprint: Fingerprint
-  toKeyInfo: ToKeyInfo
+  toKeyRecord: ToKeyRecord
   /** The level other instances share (Redis), if any. */
   shared: KeyCache | undefined
   /** Most keys held in this process. */
@@ -38,15 +39,22 @@ export interface VerifiedKeysOptions {
   renewal?: { delayMs?: number, maxBatch?: number }
 }
 
-/** Synchronous on the hot path (a fresh key in this process), a promise otherwise. */
-export type Authenticate = (keyText: string) => MaybePromise<AuthenticatedKey | null>
+/**
+ * The verified key of a text (its record, lineage, expiry, grace and credits), or null.
+ * Synchronous on the hot path (a fresh key in this process), a promise otherwise.
+ */
+export type Authenticate = (keyText: string) => MaybePromise<CachedKey | null>
 
 const MINUTE_MS = 60_000
 
 interface Eviction {
   generation: number
-  /** Refused without a read until then, ms since the epoch (ids are never reused). */
-  deletedUntil: number
+  /**
+   * Until then (ms since the epoch) a deleted key is refused without a read (ids are never
+   * reused), and a changed one is re-read before any entry of it is trusted or served stale.
+   */
+  until: number
+  deleted: boolean
 }
 
 /**
@@ -71,7 +79,7 @@ export class VerifiedKeys {
   readonly #evicted: LRUCache<string, Eviction>
   readonly #guard: AbuseGuard
   readonly #renewal: RenewalQueue
-  readonly #inFlight = new Map<string, Promise<AuthenticatedKey | null>>()
+  readonly #inFlight = new Map<string, Promise<CachedKey | null>>()
   readonly #running = new Set<Promise<void>>()
   readonly #warn: Warn
   /** The number of the latest eviction. */
@@ -91,7 +99,7 @@ export class VerifiedKeys {
       dispose: (eviction, _keyId, reason) => {
         if (reason !== 'evict') return
         this.#floor = Math.max(this.#floor, eviction.generation)
-        this.#distrustSharedUntil = Math.max(this.#distrustSharedUntil, eviction.deletedUntil)
+        this.#distrustSharedUntil = Math.max(this.#distrustSharedUntil, eviction.until)
       }
     })
     this.#guard = new AbuseGuard({
@@ -102,9 +110,9 @@ export class VerifiedKeys {
     })
     this.#renewal = new RenewalQueue({ cacheTtl: options.cacheTtl, ...options.renewal })
     this.#warn = throttledWarning(options.log, options.now)
-    options.shared?.onInvalidate((keyId) => {
-      this.#evict(keyId)
-      options.log.debug({ keyId }, 'keygate: key evicted by an invalidation')
+    options.shared?.onInvalidate((keyId, reason) => {
+      this.#evict(keyId, reason)
+      options.log.debug({ keyId, reason }, 'keygate: key evicted by an invalidation')
     })
   }
 
@@ -120,9 +128,11 @@ export class VerifiedKeys {
     const keyFingerprint = this.#options.fingerprint(keyText)
     const local = this.#local.get(parsed.keyId)
     if (local !== undefined && sameFingerprint(local.fingerprint, keyFingerprint)) {
+      // Expired, or its grace is over: the entry knows, so no read is needed to refuse it.
+      if (local.notAfter !== null && at >= local.notAfter) return null
       if (at < local.freshUntil) {
         this.#noteFreshHit(parsed.keyId, local, at)
-        return local.key
+        return local
       }
       return this.#once(parsed.keyId, keyFingerprint, async () => await this.#refresh(parsed, local, at, this.#generation))
     }
@@ -137,8 +147,14 @@ export class VerifiedKeys {
 
   /** A key deleted here: refused from now on in this process, and evicted from the shared level (so everywhere). */
   async deleted (keyId: string): Promise<void> {
-    this.#evict(keyId)
-    await this.#options.shared?.delete(keyId)
+    this.#evict(keyId, 'deleted')
+    await this.#options.shared?.delete(keyId, 'deleted')
+  }
+
+  /** A key changed here (updated, or rotated away with a grace period): re-read at its next request, everywhere. */
+  async changed (keyId: string): Promise<void> {
+    this.#evict(keyId, 'changed')
+    await this.#options.shared?.delete(keyId, 'changed')
   }
 
   /** This process's entry for a key id, without touching its recency. */
@@ -152,7 +168,7 @@ export class VerifiedKeys {
   }
 
   /** Concurrent requests with the same key text share one database read and one argon2 run. */
-  #once (keyId: string, keyFingerprint: string, resolve: () => Promise<AuthenticatedKey | null>): Promise<AuthenticatedKey | null> {
+  #once (keyId: string, keyFingerprint: string, resolve: () => Promise<CachedKey | null>): Promise<CachedKey | null> {
     const flightKey = `${keyId}:${keyFingerprint}`
     let flight = this.#inFlight.get(flightKey)
     if (flight === undefined) {
@@ -163,18 +179,20 @@ export class VerifiedKeys {
   }
 
   /** Not in this process: the shared level, then the database and argon2. */
-  async #resolve (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<AuthenticatedKey | null> {
+  async #resolve (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<CachedKey | null> {
     const generation = this.#generation
     const shared = await this.#fromShared(parsed.keyId, at)
     if (shared !== undefined && sameFingerprint(shared.fingerprint, keyFingerprint)) {
+      if (shared.notAfter !== null && at >= shared.notAfter) return null
       if (at >= shared.freshUntil) return await this.#refresh(parsed, shared, at, generation)
       if (this.#isDeleted(parsed.keyId, this.#options.now())) return null
       this.#keep(parsed.keyId, shared, generation)
-      return shared.key
+      return shared
     }
     if (this.#guard.isRefused(parsed.keyId, keyFingerprint, this.#options.now())) return null
     const row = await whileAvailable(async () => await this.#options.reader.read(parsed.keyId))
-    if (row === undefined || row.prefix !== parsed.prefix) {
+    // Expired or past its grace is as good as missing: no argon2 for a key that cannot pass.
+    if (row === undefined || row.prefix !== parsed.prefix || !isLiveAt(row, at)) {
       this.#guard.rememberMissing(keyIdentifier(parsed.prefix, parsed.keyId), at)
       return null
     }
@@ -190,20 +208,22 @@ export class VerifiedKeys {
     const stored = await this.#options.shared?.get(keyId)
     const entry = stored === undefined ? undefined : cachedKeyOfShape(keyId, stored)
     if (entry === undefined) return undefined
-    const freshUntil = at < this.#distrustSharedUntil ? 0 : Math.min(entry.freshUntil, at + this.#options.cacheTtl)
+    const distrusted = at < this.#distrustSharedUntil || at < (this.#evicted.get(keyId)?.until ?? 0)
+    const freshUntil = distrusted ? 0 : Math.min(entry.freshUntil, at + this.#options.cacheTtl)
     return freshUntil === entry.freshUntil ? entry : { ...entry, freshUntil }
   }
 
   /** A known text whose record is stale: re-read it; argon2 only if the stored hash changed. */
-  async #refresh (parsed: ParsedKey, cached: CachedKey, at: number, generation: number): Promise<AuthenticatedKey | null> {
+  async #refresh (parsed: ParsedKey, cached: CachedKey, at: number, generation: number): Promise<CachedKey | null> {
     let row: ApiKeyRow | undefined
     try {
       row = await whileAvailable(async () => await this.#options.reader.read(parsed.keyId))
     } catch (error) {
       // The database is down: a record verified recently enough keeps serving for a while.
+      // Not one deleted or changed lately, though: what it would serve may be what was taken away.
       if (error instanceof ServiceUnavailableError && at < cached.freshUntil + this.#options.staleIfError &&
-        !this.#isDeleted(parsed.keyId, at)) {
-        return cached.key
+        at >= (this.#evicted.get(parsed.keyId)?.until ?? 0)) {
+        return cached
       }
       throw error
     }
@@ -212,13 +232,15 @@ export class VerifiedKeys {
       await this.deleted(parsed.keyId)
       return null
     }
+    // Expired, or its grace ended: every instance knows by its own clock, nobody needs telling.
+    if (!isLiveAt(row, at)) return null
     if (this.#options.fingerprint(row.hash) !== cached.hashDigest) return await this.#verify(parsed, row, cached.fingerprint, at, generation)
     const entry = this.#entryFor(row, cached.fingerprint, at)
     await this.#store(parsed.keyId, entry, generation)
-    return entry.key
+    return entry
   }
 
-  async #verify (parsed: ParsedKey, row: ApiKeyRow, keyFingerprint: string, at: number, generation: number): Promise<AuthenticatedKey | null> {
+  async #verify (parsed: ParsedKey, row: ApiKeyRow, keyFingerprint: string, at: number, generation: number): Promise<CachedKey | null> {
     // Counted before argon2 starts, so verifications still running count against the key id
     // too; by the clock now, not at the request's arrival, which may be a slow read ago.
     if (!this.#guard.begin(parsed.keyId, keyFingerprint, this.#options.now())) return null
@@ -235,13 +257,17 @@ export class VerifiedKeys {
     }
     const entry = this.#entryFor(row, keyFingerprint, at)
     await this.#store(parsed.keyId, entry, generation)
-    return entry.key
+    return entry
   }
 
   /** The entry for a row read at `at`, keeping the fingerprint of the text verified. */
   #entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
     return {
-      key: Object.freeze({ id: row.id, ...this.#options.toKeyInfo(row) }),
+      key: Object.freeze({ id: row.id, ...this.#options.toKeyRecord(row) }),
+      lineage: row.lineage,
+      notAfter: notAfterOf(row),
+      deprecation: deprecationOf(row),
+      credits: creditsOf(row),
       fingerprint: retainable(keyFingerprint),
       hashDigest: retainable(this.#options.fingerprint(row.hash)),
       freshUntil: at + this.#options.cacheTtl
@@ -255,7 +281,7 @@ export class VerifiedKeys {
   #keep (keyId: string, entry: CachedKey, generation: number): boolean {
     if (generation < this.#floor) return false
     const eviction = this.#evicted.get(keyId)
-    if (eviction !== undefined && (generation < eviction.generation || this.#options.now() < eviction.deletedUntil)) return false
+    if (eviction !== undefined && (generation < eviction.generation || (eviction.deleted && this.#options.now() < eviction.until))) return false
     this.#local.set(keyId, entry)
     return true
   }
@@ -267,11 +293,11 @@ export class VerifiedKeys {
 
   #isDeleted (keyId: string, at: number): boolean {
     const eviction = this.#evicted.get(keyId)
-    return eviction !== undefined && at < eviction.deletedUntil
+    return eviction !== undefined && eviction.deleted && at < eviction.until
   }
 
-  /** A delete (keyId) or a loss of messages (null): the next generation, and what must be forgotten. */
-  #evict (keyId: string | null): void {
+  /** A delete or a change (keyId) or a loss of messages (null): the next generation, and what must be forgotten. */
+  #evict (keyId: string | null, reason: Invalidation = 'deleted'): void {
     const generation = ++this.#generation
     if (keyId === null) {
       this.#floor = generation
@@ -279,8 +305,9 @@ export class VerifiedKeys {
       return
     }
     this.#local.delete(keyId)
-    // Long enough to outlive any entry read before the delete, stale-if-error grace included.
-    this.#evicted.set(keyId, { generation, deletedUntil: this.#options.now() + this.#options.cacheTtl + this.#options.staleIfError })
+    // Long enough to outlive any entry read before the eviction, stale-if-error grace included.
+    const until = this.#options.now() + this.#options.cacheTtl + this.#options.staleIfError
+    this.#evicted.set(keyId, { generation, until, deleted: reason === 'deleted' })
     this.#guard.forget(keyId)
   }
 
@@ -310,7 +337,7 @@ export class VerifiedKeys {
       await Promise.all(ids.map(async (keyId, i) => {
         const row = rows[i]
         const queued = batch.get(keyId) as CachedKey
-        if (row === undefined || this.#options.fingerprint(row.hash) !== queued.hashDigest) return
+        if (row === undefined || !isLiveAt(row, at) || this.#options.fingerprint(row.hash) !== queued.hashDigest) return
         await this.#store(keyId, this.#entryFor(row, queued.fingerprint, at), generation)
       }))
     } catch (error) {

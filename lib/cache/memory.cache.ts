@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { DEFAULTS } from '../defaults.js'
-import type { CachedKey, KeyCache } from './key-cache.js'
+import type { CachedKey, Invalidation, KeyCache } from './key-cache.js'
 
 export interface MemoryKeyCacheOptions {
   /** Most entries held; the least recently used goes first. Default 10,000. */
@@ -13,7 +13,7 @@ export interface MemoryKeyCacheOptions {
  */
 export class MemoryKeyCache implements KeyCache {
   readonly #entries: LRUCache<string, CachedKey>
-  readonly #listeners: Array<(keyId: string | null) => void> = []
+  readonly #listeners: Array<(keyId: string | null, reason: Invalidation) => void> = []
 
   constructor ({ maxEntries = DEFAULTS.cacheSize }: MemoryKeyCacheOptions = {}) {
     this.#entries = new LRUCache({ max: maxEntries })
@@ -27,12 +27,12 @@ export class MemoryKeyCache implements KeyCache {
     this.#entries.set(keyId, entry)
   }
 
-  async delete (keyId: string): Promise<void> {
+  async delete (keyId: string, reason: Invalidation = 'deleted'): Promise<void> {
     this.#entries.delete(keyId)
-    for (const listener of this.#listeners) listener(keyId)
+    for (const listener of this.#listeners) listener(keyId, reason)
   }
 
-  onInvalidate (listener: (keyId: string | null) => void): void {
+  onInvalidate (listener: (keyId: string | null, reason: Invalidation) => void): void {
     this.#listeners.push(listener)
   }
 

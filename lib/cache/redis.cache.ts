@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { DEFAULTS } from '../defaults.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import { withTimeout } from '../redis/timeout.js'
-import type { CachedKey, KeyCache } from './key-cache.js'
+import type { CachedKey, Invalidation, KeyCache } from './key-cache.js'
 import { createSeal, type Seal } from './sealed-entry.js'
 
 export interface RedisKeyCacheOptions {
@@ -50,7 +50,7 @@ export class RedisKeyCache implements KeyCache {
   readonly #now: () => number
   readonly #warnFailed: Warn
   readonly #warnForged: Warn
-  readonly #listeners: Array<(keyId: string | null) => void> = []
+  readonly #listeners: Array<(keyId: string | null, reason: Invalidation) => void> = []
   /** When the subscription was last confirmed; undefined while it is not. */
   #listeningSince: number | undefined
   #closed = false
@@ -124,11 +124,11 @@ export class RedisKeyCache implements KeyCache {
     }
   }
 
-  async delete (keyId: string): Promise<void> {
+  async delete (keyId: string, reason: Invalidation = 'deleted'): Promise<void> {
     try {
       await withTimeout(Promise.all([
         this.#client.del(this.#keyPrefix + keyId),
-        this.#client.publish(this.#channel, this.#seal.message(keyId, this.#now()))
+        this.#client.publish(this.#channel, this.#seal.message(keyId, this.#now(), reason))
       ]), this.#timeoutMs)
     } catch (error) {
       // The other instances still refuse it when its freshness ends.
@@ -136,7 +136,7 @@ export class RedisKeyCache implements KeyCache {
     }
   }
 
-  onInvalidate (listener: (keyId: string | null) => void): void {
+  onInvalidate (listener: (keyId: string | null, reason: Invalidation) => void): void {
     this.#listeners.push(listener)
   }
 
@@ -152,10 +152,10 @@ export class RedisKeyCache implements KeyCache {
       this.#warnForged(undefined, 'keygate: an invalidation message failed its check or is too old, and was ignored; is someone else publishing to this Redis?')
       return
     }
-    this.#tell(opened.keyId)
+    this.#tell(opened.keyId, opened.reason)
   }
 
-  #tell (keyId: string | null): void {
-    for (const listener of this.#listeners) listener(keyId)
+  #tell (keyId: string | null, reason: Invalidation = 'deleted'): void {
+    for (const listener of this.#listeners) listener(keyId, reason)
   }
 }

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { deriveKey } from '../keys/derived-key.js'
 import { type CachedKey, cachedKeyOfShape } from '../records/cached-key.js'
+import type { Invalidation } from './key-cache.js'
 
 // Another use of the secret, another key: an entry's tag can never pass for a fingerprint.
 const ENTRY_LABEL = 'fastify-keygate cache entry v1'
@@ -19,10 +20,14 @@ export interface Seal {
   entry (keyId: string, entry: CachedKey): string
   /** The entry, deeply frozen, or undefined when the tag or the shape is wrong. */
   openEntry (keyId: string, text: string): CachedKey | undefined
-  /** `<key id>.<sent at>.<tag>`: a delete, told to every instance. */
-  message (keyId: string, sentAt: number): string
-  /** The key id and sending time of a genuine message, or undefined. */
-  openMessage (text: string): { keyId: string, sentAt: number } | undefined
+  /** `<key id>.<sent at>.<reason>.<tag>`: a delete or a change, told to every instance. */
+  message (keyId: string, sentAt: number, reason: Invalidation): string
+  /**
+   * The key id, sending time and reason of a genuine message, or undefined. A message of the
+   * earlier form, `<key id>.<sent at>.<tag>`, is a delete (instances of both versions may run
+   * side by side while one is rolled out).
+   */
+  openMessage (text: string): { keyId: string, sentAt: number, reason: Invalidation } | undefined
 }
 
 export function createSeal (secret: Buffer): Seal {
@@ -52,12 +57,18 @@ export function createSeal (secret: Buffer): Seal {
         return undefined
       }
     },
-    message: (keyId, sentAt) => `${keyId}.${sentAt}.${tag(messageKey, keyId, String(sentAt))}`,
+    message: (keyId, sentAt, reason) => reason === 'deleted'
+      ? `${keyId}.${sentAt}.${tag(messageKey, keyId, String(sentAt))}`
+      : `${keyId}.${sentAt}.${reason}.${tag(messageKey, keyId, String(sentAt), reason)}`,
     openMessage: (text) => {
-      const [keyId, sentAt, given, ...rest] = text.split('.')
-      if (keyId === undefined || sentAt === undefined || given === undefined || rest.length > 0) return undefined
-      if (!sameTag(given, tag(messageKey, keyId, sentAt))) return undefined
-      return { keyId, sentAt: Number(sentAt) }
+      const parts = text.split('.')
+      if (parts.length === 3) {
+        const [keyId, sentAt, given] = parts as [string, string, string]
+        return sameTag(given, tag(messageKey, keyId, sentAt)) ? { keyId, sentAt: Number(sentAt), reason: 'deleted' } : undefined
+      }
+      const [keyId, sentAt, reason, given] = parts as [string, string, string, string]
+      if (parts.length !== 4 || reason !== 'changed') return undefined
+      return sameTag(given, tag(messageKey, keyId, sentAt, reason)) ? { keyId, sentAt: Number(sentAt), reason } : undefined
     }
   }
 }

@@ -22,10 +22,36 @@ export interface ApiKeyTable {
   /** Per-key limits; null takes the plan's. */
   rate_limit_per_minute: number | null
   rate_limit_per_hour: number | null
+  /** When the key stops authenticating on its own; null: never. */
+  expires_at: Date | null
+  /** Set on a key rotated away with a grace period (deleted_at is the rotation): it works until then. */
+  sunset_at: Date | null
+  /** The id of the key this one was rotated from, first to last: rotation keeps it. Counters and usage are per lineage. */
+  lineage: string
+  /** Written by the usage flush, never per request. */
+  last_used_at: Date | null
+  requests: ColumnType<string, string | undefined, string>
+  /** Credits left when they were last set (null: the key has no credits), and how they refill. */
+  credits_remaining: number | null
+  credits_refill_amount: number | null
+  credits_refill_interval: CreditsInterval | null
+  /** When credits were last set: their count starts over from here. */
+  credits_set_at: Date | null
+}
+
+export const CREDITS_INTERVALS = ['day', 'month'] as const
+export type CreditsInterval = typeof CREDITS_INTERVALS[number]
+
+/** Requests per key lineage per UTC day. */
+export interface KeyUsageTable {
+  lineage: string
+  day: ColumnType<Date, string, string>
+  requests: ColumnType<string, number | string, string>
 }
 
 export interface KeygateDatabase {
   keygate_api_keys: ApiKeyTable
+  keygate_key_usage: KeyUsageTable
 }
 
 export type ApiKeyRow = Selectable<ApiKeyTable>

@@ -1,5 +1,6 @@
-import { KEY_TYPES } from '../db/schema.js'
+import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import type { AuthenticatedKey } from './key-info.js'
+import type { Credits, Deprecation } from './lifecycle.js'
 
 /**
  * What a cache holds for a key id once its text has been verified with argon2. Never the key
@@ -8,6 +9,13 @@ import type { AuthenticatedKey } from './key-info.js'
 export interface CachedKey {
   /** Deeply frozen: it is what `request.apiKey` is set to. */
   key: AuthenticatedKey
+  /** The key's lineage (rotation keeps it): its rate-limit counters, credits and usage go by it. */
+  lineage: string
+  /** Refused from then on, ms since the epoch (expiry, or the end of a rotation's grace); null: never. */
+  notAfter: number | null
+  /** Set while the key is in a rotation's grace period. */
+  deprecation: Deprecation | null
+  credits: Credits | null
   /** Fingerprint (option `secret`) of the key text that was verified. */
   fingerprint: string
   /** Fingerprint of the stored argon2 hash: tells a re-read whether the hash changed. */
@@ -18,6 +26,29 @@ export interface CachedKey {
 
 const isString = (value: unknown): value is string => typeof value === 'string'
 const isLimit = (value: unknown): boolean => value === null || (Number.isSafeInteger(value) && (value as number) > 0)
+const isTime = (value: unknown): value is number => Number.isSafeInteger(value)
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
+type Fields = Record<string, unknown>
+const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null
+
+function deprecationOfShape (value: unknown): Deprecation | null | undefined {
+  if (value === null) return null
+  if (!isObject(value) || !isTime(value.at) || !isTime(value.sunset)) return undefined
+  return Object.freeze({ at: value.at, sunset: value.sunset })
+}
+
+function creditsOfShape (value: unknown): Credits | null | undefined {
+  if (value === null) return null
+  if (!isObject(value) || !isCount(value.remaining) || !isTime(value.setAt)) return undefined
+  const refill = value.refill
+  if (refill === null) return Object.freeze({ remaining: value.remaining, refill: null, setAt: value.setAt })
+  if (!isObject(refill) || !isCount(refill.amount) || !CREDITS_INTERVALS.includes(refill.interval as typeof CREDITS_INTERVALS[number])) return undefined
+  return Object.freeze({
+    remaining: value.remaining,
+    refill: Object.freeze({ amount: refill.amount, interval: refill.interval as typeof CREDITS_INTERVALS[number] }),
+    setAt: value.setAt
+  })
+}
 
 /**
  * An entry from somewhere else (a shared cache), rebuilt field by field and deeply frozen, or
@@ -25,17 +56,19 @@ const isLimit = (value: unknown): boolean => value === null || (Number.isSafeInt
  * through, not even from an entry whose tag is good (another version of the plugin wrote it, say).
  */
 export function cachedKeyOfShape (keyId: string, value: unknown): CachedKey | undefined {
-  const entry = value as Partial<Record<keyof CachedKey, unknown>>
-  const key = entry?.key as Record<string, unknown> | undefined
-  const limits = key?.limits as Record<string, unknown> | undefined
-  if (typeof entry !== 'object' || entry === null || typeof key !== 'object' || key === null ||
-    key.id !== keyId || !isString(key.name) || !isString(key.identifier) || !key.identifier.endsWith(`.${keyId}`) ||
+  if (!isObject(value) || !isObject(value.key) || !isObject(value.key.limits)) return undefined
+  const { key, key: { limits } } = value as { key: Fields & { limits: Fields } }
+  if (key.id !== keyId || !isString(key.name) || !isString(key.identifier) || !key.identifier.endsWith(`.${keyId}`) ||
     !isString(key.created) || !KEY_TYPES.includes(key.for as typeof KEY_TYPES[number]) ||
     !Array.isArray(key.scopes) || !key.scopes.every(isString) || !isString(key.plan) ||
-    typeof limits !== 'object' || limits === null || !isLimit(limits.perMinute) || !isLimit(limits.perHour) ||
-    !isString(entry.fingerprint) || !isString(entry.hashDigest) || !Number.isFinite(entry.freshUntil)) {
+    !isLimit(limits.perMinute) || !isLimit(limits.perHour) || !(key.expires === null || isString(key.expires)) ||
+    !isString(value.lineage) || !(value.notAfter === null || isTime(value.notAfter)) ||
+    !isString(value.fingerprint) || !isString(value.hashDigest) || !Number.isFinite(value.freshUntil)) {
     return undefined
   }
+  const deprecation = deprecationOfShape(value.deprecation)
+  const credits = creditsOfShape(value.credits)
+  if (deprecation === undefined || credits === undefined) return undefined
   return {
     key: Object.freeze({
       id: keyId,
@@ -45,10 +78,15 @@ export function cachedKeyOfShape (keyId: string, value: unknown): CachedKey | un
       for: key.for as typeof KEY_TYPES[number],
       scopes: Object.freeze([...key.scopes as string[]]) as string[],
       plan: key.plan,
-      limits: Object.freeze({ perMinute: limits.perMinute as number | null, perHour: limits.perHour as number | null })
+      limits: Object.freeze({ perMinute: limits.perMinute as number | null, perHour: limits.perHour as number | null }),
+      expires: key.expires
     }),
-    fingerprint: entry.fingerprint,
-    hashDigest: entry.hashDigest,
-    freshUntil: entry.freshUntil as number
+    lineage: value.lineage,
+    notAfter: value.notAfter,
+    deprecation,
+    credits,
+    fingerprint: value.fingerprint,
+    hashDigest: value.hashDigest,
+    freshUntil: value.freshUntil as number
   }
 }

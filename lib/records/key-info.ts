@@ -3,12 +3,12 @@ import { keyIdentifier } from '../keys/key-text.js'
 import { effectiveLimits, type Limits, type Plan } from '../ratelimit/plans.js'
 import type { ApiKeyListing } from '../repositories/api-key.repository.js'
 
-/** A key as listings show it: metadata only. */
-export interface KeyInfo {
+/** What a key is, wherever it is shown: in listings, in a create's answer, as `request.apiKey`. */
+export interface KeyRecord {
   name: string
   /** `<prefix>.<key id>`: public. */
   identifier: string
-  /** ISO 8601, UTC. */
+  /** ISO 8601, UTC: when this key text was made (by create or by a rotation). */
   created: string
   for: KeyType
   /** `*` or the permissions the key holds. */
@@ -16,25 +16,36 @@ export interface KeyInfo {
   plan: string
   /** The limits in force: the key's own where set, its plan's otherwise; null is unlimited. */
   limits: Limits
+  /** ISO 8601, UTC: when the key stops authenticating; null: never. */
+  expires: string | null
+}
+
+/** A key as listings show it: metadata only, never the key. */
+export interface KeyInfo extends KeyRecord {
+  /** True once the key text is older than the `rotateAfterDays` option. */
+  rotationDue: boolean
+  /** The text this key was rotated from, while its grace period lasts; null otherwise. */
+  rotatingFrom: { identifier: string, sunset: string } | null
 }
 
 /** `request.apiKey`: the key a request authenticated with. Deeply frozen. */
-export interface AuthenticatedKey extends KeyInfo {
+export interface AuthenticatedKey extends KeyRecord {
   /** The 8-character key id. */
   id: string
 }
 
-export type ToKeyInfo = (row: ApiKeyListing) => KeyInfo
+export type ToKeyRecord = (row: ApiKeyListing) => KeyRecord
 
 // Enough distinct plans, types, scope lists and limits for any real configuration.
 const MAX_SHARED = 1000
 
 /**
- * Turns rows into key info. Thousands of cached keys share a handful of plans, types, scope lists
- * and limits, so each distinct one is kept once, frozen, since every key with it holds the same
- * object. `planOf` returns a plan's limits (the default plan's for a plan removed from the options).
+ * Turns rows into key records. Thousands of cached keys share a handful of plans, types, scope
+ * lists and limits, so each distinct one is kept once, frozen, since every key with it holds the
+ * same object. `planOf` returns a plan's limits (the default plan's for a plan removed from the
+ * options).
  */
-export function createKeyInfoMapper (planOf: (name: string) => Plan): ToKeyInfo {
+export function createKeyRecordMapper (planOf: (name: string) => Plan): ToKeyRecord {
   const shared = new Map<string, unknown>()
   function share<T> (id: string, make: () => T): T {
     let value = shared.get(id) as T | undefined
@@ -54,7 +65,8 @@ export function createKeyInfoMapper (planOf: (name: string) => Plan): ToKeyInfo 
       for: share(`for:${row.key_for}`, () => row.key_for),
       scopes: share(`scopes:${row.scopes.join(' ')}`, () => Object.freeze([...row.scopes]) as string[]),
       plan: share(`plan:${row.plan}`, () => row.plan),
-      limits: share(`limits:${row.plan}:${String(own.perMinute)}:${String(own.perHour)}`, () => Object.freeze(effectiveLimits(planOf(row.plan), own)))
+      limits: share(`limits:${row.plan}:${String(own.perMinute)}:${String(own.perHour)}`, () => Object.freeze(effectiveLimits(planOf(row.plan), own))),
+      expires: row.expires_at?.toISOString() ?? null
     }
   }
 }

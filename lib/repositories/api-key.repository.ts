@@ -4,9 +4,13 @@ import type { ApiKeyRow, KeygateDatabase, KeyType, NewApiKeyRow } from '../db/sc
 type Db = Kysely<KeygateDatabase>
 
 /** What a listing shows: never the hash. */
-export type ApiKeyListing = Omit<ApiKeyRow, 'hash' | 'deleted_at' | 'seq'>
+export type ApiKeyListing = Omit<ApiKeyRow, 'hash' | 'deleted_at' | 'seq' | 'sunset_at'>
 
-const LISTING_COLUMNS = ['id', 'prefix', 'name', 'key_for', 'created_at', 'scopes', 'plan', 'rate_limit_per_minute', 'rate_limit_per_hour'] as const
+const LISTING_COLUMNS = [
+  'id', 'prefix', 'name', 'key_for', 'created_at', 'scopes', 'plan', 'rate_limit_per_minute', 'rate_limit_per_hour',
+  'expires_at', 'lineage', 'last_used_at', 'requests',
+  'credits_remaining', 'credits_refill_amount', 'credits_refill_interval', 'credits_set_at'
+] as const
 
 // One advisory lock serialises every create, so the limit and the name check cannot race.
 const CREATE_LOCK = sql`select pg_advisory_xact_lock(hashtext('fastify-keygate:create'))`
@@ -47,17 +51,17 @@ export async function insertKey (trx: Transaction<KeygateDatabase>, row: NewApiK
 }
 
 /** The live keys among these ids, hashes included: for authentication only, many keys in one read. */
-export async function findLiveKeysByIds (db: Db, ids: readonly string[]): Promise<ApiKeyRow[]> {
+export async function findKeysToAuthenticate (db: Db, ids: readonly string[]): Promise<ApiKeyRow[]> {
   if (ids.length === 0) return []
   return await db
     .selectFrom('keygate_api_keys')
     .selectAll()
     .where('id', 'in', ids)
-    .where('deleted_at', 'is', null)
+    .where((eb) => eb.or([eb('deleted_at', 'is', null), eb('sunset_at', 'is not', null)]))
     .execute()
 }
 
-export async function listLiveKeys (db: Db, filter: { keyFor?: KeyType, newestFirst?: boolean } = {}): Promise<ApiKeyListing[]> {
+export async function listLiveKeys (db: Db, filter: { keyFor?: KeyType, name?: string, newestFirst?: boolean } = {}): Promise<ApiKeyListing[]> {
   const direction = filter.newestFirst === true ? 'desc' : 'asc'
   let query = db
     .selectFrom('keygate_api_keys')
@@ -66,21 +70,74 @@ export async function listLiveKeys (db: Db, filter: { keyFor?: KeyType, newestFi
     .orderBy('created_at', direction)
     .orderBy('seq', direction)
   if (filter.keyFor !== undefined) query = query.where('key_for', '=', filter.keyFor)
+  if (filter.name !== undefined) query = query.where('name', '=', filter.name)
   return await query.execute()
 }
 
-/** The live key of this name, locked until the transaction ends: a delete checks it, then deletes it. */
-export async function findLiveKeyForUpdate (trx: Transaction<KeygateDatabase>, name: string): Promise<Pick<ApiKeyRow, 'id' | 'scopes'> | undefined> {
+/** The live key of this name, locked until the transaction ends: a change checks it, then makes it. */
+export async function findLiveKeyForUpdate (trx: Transaction<KeygateDatabase>, name: string): Promise<ApiKeyRow | undefined> {
   return await trx
     .selectFrom('keygate_api_keys')
-    .select(['id', 'scopes'])
+    .selectAll()
     .where('name', '=', name)
     .where('deleted_at', 'is', null)
     .forUpdate()
     .executeTakeFirst()
 }
 
-/** Marks a key deleted: it never authenticates again, and its name is free. */
-export async function markDeleted (trx: Transaction<KeygateDatabase>, id: string, at: Date): Promise<void> {
-  await trx.updateTable('keygate_api_keys').set({ deleted_at: at }).where('id', '=', id).execute()
+/** A key rotated away whose grace period lasts past `at`, by the name it shares with its successor. */
+export interface RotatingKey {
+  name: string
+  prefix: string
+  id: string
+  sunset_at: Date
+}
+
+export async function listRotatingKeys (db: Db, at: Date): Promise<RotatingKey[]> {
+  return await db
+    .selectFrom('keygate_api_keys')
+    .select(['name', 'prefix', 'id', 'sunset_at as sunset_at'])
+    .where('deleted_at', 'is not', null)
+    .where('sunset_at', '>', at)
+    .$narrowType<{ sunset_at: Date }>()
+    .execute()
+}
+
+/**
+ * Marks a key deleted: its name is free, and it never authenticates again; or, given a sunset,
+ * not after that (a rotation's grace period).
+ */
+export async function markDeleted (trx: Transaction<KeygateDatabase>, id: string, at: Date, sunset: Date | null = null): Promise<void> {
+  await trx.updateTable('keygate_api_keys').set({ deleted_at: at, sunset_at: sunset }).where('id', '=', id).execute()
+}
+
+/** Ends now the grace of every key rotated away from this name; returns their ids. */
+export async function endGracePeriods (trx: Transaction<KeygateDatabase>, name: string, at: Date): Promise<string[]> {
+  const rows = await trx
+    .updateTable('keygate_api_keys')
+    .set({ sunset_at: at })
+    .where('name', '=', name)
+    .where('deleted_at', 'is not', null)
+    .where('sunset_at', '>', at)
+    .returning('id')
+    .execute()
+  return rows.map((row) => row.id)
+}
+
+export type KeyChanges = Partial<Pick<ApiKeyRow, 'name' | 'scopes' | 'plan' | 'rate_limit_per_minute' | 'rate_limit_per_hour' | 'expires_at' |
+  'credits_remaining' | 'credits_refill_amount' | 'credits_refill_interval' | 'credits_set_at'>>
+
+/**
+ * Changes the live key of this name and, so they stay the same key, any text rotated away from
+ * it whose grace lasts past `at`. Returns the ids changed.
+ */
+export async function updateKeys (trx: Transaction<KeygateDatabase>, name: string, at: Date, changes: KeyChanges): Promise<string[]> {
+  const rows = await trx
+    .updateTable('keygate_api_keys')
+    .set(changes)
+    .where('name', '=', name)
+    .where((eb) => eb.or([eb('deleted_at', 'is', null), eb('sunset_at', '>', at)]))
+    .returning('id')
+    .execute()
+  return rows.map((row) => row.id)
 }

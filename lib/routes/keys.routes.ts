@@ -1,17 +1,26 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { type CreateKeyChoices, createKeyBodySchema, createKeyValidationError, createStrictAjv } from '../api/create-key.schema.js'
-import type { CreateKeyInput, KeygateApi } from '../api/keygate-api.js'
+import {
+  type CreateKeyChoices,
+  createKeyBodySchema,
+  createKeyValidationError,
+  createStrictAjv,
+  rotateKeyBodySchema,
+  updateKeyBodySchema,
+  updateKeyValidationError
+} from '../api/create-key.schema.js'
+import type { CreateKeyInput, KeygateApi, RotateKeyInput, UpdateKeyInput } from '../api/keygate-api.js'
 import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { KEY_TYPES } from '../db/schema.js'
 import type { AuthenticatedKey } from '../records/key-info.js'
-import { InternalError, isKeygateError, RouteNotFoundError } from '../errors.js'
+import { GracePeriodInvalidError, InternalError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
 
 export interface KeyRoutesOptions {
   api: KeygateApi
   choices: CreateKeyChoices
+  maxGracePeriodSeconds: number
 }
 
 const limitSchema = { type: ['integer', 'null'] } as const
@@ -27,13 +36,26 @@ const keyInfoProperties = {
     type: 'object',
     required: ['perMinute', 'perHour'],
     properties: { perMinute: limitSchema, perHour: limitSchema }
+  },
+  expires: { type: ['string', 'null'], format: 'date-time' },
+  rotationDue: { type: 'boolean' },
+  rotatingFrom: {
+    type: ['object', 'null'],
+    required: ['identifier', 'sunset'],
+    properties: { identifier: { type: 'string' }, sunset: { type: 'string', format: 'date-time' } }
   }
 } as const
 
 const keyInfoSchema = {
   type: 'object',
-  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits'],
+  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom'],
   properties: keyInfoProperties
+} as const
+
+const createdKeySchema = {
+  type: 'object',
+  required: ['apiKey', ...keyInfoSchema.required],
+  properties: { apiKey: { type: 'string' }, ...keyInfoProperties }
 } as const
 
 const canRead = { apiKey: { scopes: [KEYS_READ] } }
@@ -47,6 +69,13 @@ const errorSchema = {
 } as const
 
 const DELETE_SUFFIX = '/delete'
+const ROTATE_SUFFIX = '/rotate'
+
+/** The key name before `suffix` in a wildcard path, or undefined when the path is not `<name><suffix>`. */
+function nameBefore (request: FastifyRequest, suffix: string): string | undefined {
+  const path = (request.params as { '*': string })['*']
+  return path.endsWith(suffix) && path.length > suffix.length ? path.slice(0, -suffix.length) : undefined
+}
 
 /**
  * The key a management request acts for. The hook sets it on every one of these routes; were it
@@ -58,13 +87,13 @@ function callerOf (request: FastifyRequest): AuthenticatedKey {
 }
 
 /** The four management routes of the Metlo API. */
-export async function keyRoutes (fastify: FastifyInstance, { api, choices }: KeyRoutesOptions): Promise<void> {
+export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGracePeriodSeconds }: KeyRoutesOptions): Promise<void> {
   // Strict, like keygate.createKey: no coercion, unknown properties refused (Fastify's default drops them).
   const ajv = createStrictAjv()
   fastify.setValidatorCompiler(({ schema }) => ajv.compile(schema))
   fastify.setErrorHandler(function keyRoutesErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     if (isKeygateError(error)) return sendError(reply, error)
-    if (error.validation !== undefined) return sendError(reply, createKeyValidationError(request.body, error.validation, choices))
+    if (error.validation !== undefined) return sendError(reply, validationError(request, error.validation))
     const status = error.statusCode ?? 500
     if (status >= 500) {
       // The detail is for the log only: a client learns nothing of the database or the code.
@@ -84,14 +113,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices }: Key
     config: canWrite,
     schema: {
       body: createKeyBodySchema(choices),
-      response: {
-        200: {
-          type: 'object',
-          required: ['apiKey', ...keyInfoSchema.required],
-          properties: { apiKey: { type: 'string' }, ...keyInfoProperties }
-        },
-        '4xx': errorSchema
-      }
+      response: { 200: createdKeySchema, '4xx': errorSchema }
     }
   }, async (request) => await api.createKey(request.body as CreateKeyInput, { requestedBy: callerOf(request) }))
 
@@ -116,10 +138,44 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices }: Key
       }
     }
   }, async (request, reply) => {
-    const path = (request.params as { '*': string })['*']
-    if (!path.endsWith(DELETE_SUFFIX) || path.length === DELETE_SUFFIX.length) return reply.callNotFound()
-    await api.deleteKey(path.slice(0, -DELETE_SUFFIX.length), { requestedBy: callerOf(request) })
+    const name = nameBefore(request, DELETE_SUFFIX)
+    if (name === undefined) return reply.callNotFound()
+    await api.deleteKey(name, { requestedBy: callerOf(request) })
     return { status: 'OK' }
   })
+
+  // POST {prefix}/:name/rotate, a wildcard for the same reason as delete.
+  fastify.post('/*', {
+    config: canWrite,
+    schema: {
+      body: rotateKeyBodySchema(maxGracePeriodSeconds),
+      response: { 200: createdKeySchema, '4xx': errorSchema }
+    }
+  }, async (request, reply) => {
+    const name = nameBefore(request, ROTATE_SUFFIX)
+    if (name === undefined) return reply.callNotFound()
+    return await api.rotateKey(name, (request.body ?? {}) as RotateKeyInput, { requestedBy: callerOf(request) })
+  })
+
+  // PATCH {prefix}/:name: the whole path is the name.
+  fastify.patch('/*', {
+    config: canWrite,
+    schema: {
+      body: updateKeyBodySchema(choices),
+      response: { 200: keyInfoSchema, '4xx': errorSchema }
+    }
+  }, async (request) => {
+    const name = (request.params as { '*': string })['*']
+    return await api.updateKey(name, request.body as UpdateKeyInput, { requestedBy: callerOf(request) })
+  })
+
+  /** A body that failed its route's schema, as the contract's 400 for that route. */
+  function validationError (request: FastifyRequest, errors: NonNullable<FastifyError['validation']>): FastifyError {
+    switch (request.method) {
+      case 'PATCH': return updateKeyValidationError(request.body, errors as never, choices)
+      case 'POST': if (request.routeOptions.url?.endsWith('/*') === true) return new GracePeriodInvalidError(maxGracePeriodSeconds)
+    }
+    return createKeyValidationError(request.body, errors as never, choices)
+  }
 }
 

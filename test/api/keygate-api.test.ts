@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createKeyInfoMapper } from '../../lib/records/key-info.js'
+import { createKeyRecordMapper } from '../../lib/records/key-info.js'
 import { buildApp, buildAppWithDatabase, countingHasher } from '../helpers/app.js'
 
 t.test('the programmatic API validates like the routes and throws coded errors', async (t) => {
@@ -59,8 +59,11 @@ t.test('a drawn key id already taken means a new draw; five taken ones fail', as
     choices: { prefixes: ['metlo'], grantableScopes: ['*'], plans: ['free'] },
     defaultPlan: 'free',
     planOf: () => ({ perMinute: 60 }),
-    toKeyInfo: createKeyInfoMapper(() => ({ perMinute: 60 })),
+    toKeyRecord: createKeyRecordMapper(() => ({ perMinute: 60 })),
     maxKeys: 50,
+    maxLifetimeDays: undefined,
+    rotateAfterDays: 90,
+    maxGracePeriodSeconds: 604_800,
     now: Date.now
   })
   const created = await api.createKey({ name: 'second' })

@@ -3,7 +3,7 @@ import { createFingerprinter } from '../../lib/auth/fingerprint.js'
 import { KeyReader } from '../../lib/auth/key-reader.js'
 import { VerifiedKeys, type VerifiedKeysOptions } from '../../lib/auth/verified-keys.js'
 import { MemoryKeyCache } from '../../lib/cache/memory.cache.js'
-import { createKeyInfoMapper } from '../../lib/records/key-info.js'
+import { createKeyRecordMapper } from '../../lib/records/key-info.js'
 import { buildAppWithDatabase, countingHasher, countingSelects, testClock } from '../helpers/app.js'
 import { keyIdOf } from '../helpers/keys.js'
 import { captureLogs } from '../helpers/log-capture.js'
@@ -34,7 +34,7 @@ async function setup (t: Test, names: string[], options: Partial<VerifiedKeysOpt
     hasher,
     prefixes: ['metlo', 'mlo'],
     fingerprint: createFingerprinter(Buffer.alloc(32, 3)),
-    toKeyInfo: createKeyInfoMapper(() => ({ perMinute: 60 })),
+    toKeyRecord: createKeyRecordMapper(() => ({ perMinute: 60 })),
     shared: undefined,
     cacheSize: 100,
     cacheTtl: TTL,
@@ -47,7 +47,7 @@ async function setup (t: Test, names: string[], options: Partial<VerifiedKeysOpt
   const id = (name: string) => keyIdOf(text(name))
   const entry = (name: string) => keys.peek(id(name))
   // The first use of each, before the test begins: verified, cached, fresh for 5 s from now.
-  for (const name of options.verifyFirst ?? names) t.equal((await keys.authenticate(text(name)))?.name, name)
+  for (const name of options.verifyFirst ?? names) t.equal((await keys.authenticate(text(name)))?.key.name, name)
   const hit = (name: string) => keys.authenticate(text(name))
   return { app, database, clock, keys, selects, logs, counts, reads, text, id, entry, hit }
 }
@@ -56,7 +56,7 @@ t.test('a hit in the first half of the freshness queues nothing', async (t) => {
   const { clock, keys, hit, selects } = await setup(t, ['a'])
   const reads = selects()
   clock.advance(TTL / 2 - 1)
-  t.equal((hit('a') as { name: string }).name, 'a', 'answered at once, from this process')
+  t.equal((hit('a') as { key: { name: string } }).key.name, 'a', 'answered at once, from this process')
   clock.advance(100)
   hit('a')
   await keys.idle()
@@ -140,7 +140,7 @@ t.test('a first verification in flight across the delete of another key still st
   await started
   await keys.deleted(id('unrelated'))
   letVerifyFinish()
-  t.equal((await verifying)?.name, 'new')
+  t.equal((await verifying)?.key.name, 'new')
   t.ok(entry('new') !== undefined, 'kept: an eviction of another key does not concern it')
 })
 
@@ -149,8 +149,8 @@ t.test('a failed renewal renews nothing, fails no request, and warns once a minu
   clock.advance(TTL / 2)
   const before = entry('a')
   reads.fail = true
-  t.equal((hit('a') as { name: string }).name, 'a', 'the request is answered from the cache')
-  t.equal((hit('b') as { name: string }).name, 'b')
+  t.equal((hit('a') as { key: { name: string } }).key.name, 'a', 'the request is answered from the cache')
+  t.equal((hit('b') as { key: { name: string } }).key.name, 'b')
   await keys.idle()
   t.equal(entry('a'), before, 'nothing renewed')
   t.equal(logs.text().match(/renewing cached keys failed/g)?.length, 1, 'one warning for two failures within a minute')
@@ -173,7 +173,7 @@ t.test('the shared level: what a renewal or a verification stores reaches it; a 
   // A KeyCache must never throw; one that does still fails no request.
   shared.set = async () => { throw new Error('shared write failed') }
   clock.advance(TTL / 2)
-  t.equal((hit('a') as { name: string }).name, 'a')
+  t.equal((hit('a') as { key: { name: string } }).key.name, 'a')
   await keys.idle()
   t.match(logs.text(), /shared write failed/)
 })

@@ -216,7 +216,7 @@ t.test('3. Redis entries grant nothing: raised scopes, replays after a delete, a
 
   await t.test('a genuine invalidation more than 5 minutes old is ignored too', async (t) => {
     const { createSeal } = await import('../../lib/cache/sealed-entry.js')
-    await redis.publish('keygate:key:invalidate', createSeal(Buffer.from(TEST_SECRET)).message(keyIdOf(admin), Date.now() - 301_000))
+    await redis.publish('keygate:key:invalidate', createSeal(Buffer.from(TEST_SECRET)).message(keyIdOf(admin), Date.now() - 301_000, 'deleted'))
     const { apiKey: other } = await a.app.keygate.createKey({ name: 'marker-2' })
     const marker = heard(b.app, keyIdOf(other))
     await a.app.keygate.deleteKey('marker-2')
