@@ -35,6 +35,11 @@ export const KeyNameTakenError = createError<[string]>(
   'Can not create key with name %s',
   400
 )
+export const KeyRenameTakenError = createError<[string]>(
+  'FST_KEYGATE_KEY_NAME_TAKEN',
+  'Can not rename key to %s: a live key has that name',
+  400
+)
 export const KeyForInvalidError = createError(
   'FST_KEYGATE_KEY_FOR_INVALID',
   'The key must be for one of the following: GCP, AWS, GENERIC, ONBOARDING',

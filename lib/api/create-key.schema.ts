@@ -47,6 +47,21 @@ const positiveInteger = { type: 'integer', minimum: 1, maximum: 2_147_483_647 } 
 // A date and a time with its zone, as JSON dates are written; Date.parse then rules out 2027-02-31.
 const ISO_DATE_TIME = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2})$'
 
+const DATE_TIME_PARTS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/
+
+/**
+ * The instant of a date-time the schema's pattern let through, or undefined when it names a
+ * moment that does not exist (2027-02-31, 24:00): Date would roll those over into another day.
+ */
+export function parseDateTime (text: string): Date | undefined {
+  const [, year, month, day, hour, minute, second = 0] = (DATE_TIME_PARTS.exec(text) ?? []).map((part) => part === undefined ? undefined : Number(part))
+  if (year === undefined || month === undefined || day === undefined || hour === undefined || minute === undefined) return undefined
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate()
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return undefined
+  const date = new Date(text)
+  return Number.isNaN(date.getTime()) ? undefined : date
+}
+
 /** The fields create and update share, validated the same way by both. */
 function keyFields ({ grantableScopes, plans }: CreateKeyChoices) {
   return {

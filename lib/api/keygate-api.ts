@@ -10,6 +10,7 @@ import {
   KeyLimitReachedError,
   KeyNameTakenError,
   KeyNotFoundError,
+  KeyRenameTakenError,
   LimitExceedsCallerError,
   RateLimitRequiredError
 } from '../errors.js'
@@ -37,6 +38,7 @@ import {
   createKeyValidationError,
   createStrictAjv,
   isValidName,
+  parseDateTime,
   rotateKeyBodySchema,
   shownName,
   updateKeyBodySchema,
@@ -185,8 +187,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     let expires: Date | null | undefined
     if (expiresInDays !== undefined) expires = new Date(at + expiresInDays * DAY_MS)
     else if (typeof expiresAt === 'string') {
-      expires = new Date(expiresAt)
-      if (Number.isNaN(expires.getTime())) throw new ExpiryInvalidError('expiresAt is not a date that exists.')
+      expires = parseDateTime(expiresAt)
+      if (expires === undefined) throw new ExpiryInvalidError(`expiresAt is not a date and time that exist: ${expiresAt}.`)
       if (expires.getTime() <= at) throw new ExpiryInvalidError('expiresAt must be in the future.')
     } else expires = expiresAt ?? (creating && max !== undefined ? new Date(at + max * DAY_MS) : (creating ? null : undefined))
     if (max !== undefined && expires !== undefined && (expires === null || expires.getTime() > at + max * DAY_MS)) {
@@ -288,7 +290,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         expiryWithinCaller(caller, expires === undefined ? key.expires_at : expires)
       }
       if (changes.name !== undefined && changes.name !== name && await liveNameExists(trx, changes.name)) {
-        throw new KeyNameTakenError(changes.name)
+        throw new KeyRenameTakenError(changes.name)
       }
       const set: KeyChanges = {
         ...(changes.name === undefined ? {} : { name: changes.name }),

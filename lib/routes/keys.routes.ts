@@ -147,6 +147,8 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
   // POST {prefix}/:name/rotate, a wildcard for the same reason as delete.
   fastify.post('/*', {
     config: canWrite,
+    // No body at all is a rotation with every default, as `{}` is.
+    preValidation: (request, _reply, done) => { request.body ??= {}; done() },
     schema: {
       body: rotateKeyBodySchema(maxGracePeriodSeconds),
       response: { 200: createdKeySchema, '4xx': errorSchema }
@@ -154,7 +156,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
   }, async (request, reply) => {
     const name = nameBefore(request, ROTATE_SUFFIX)
     if (name === undefined) return reply.callNotFound()
-    return await api.rotateKey(name, (request.body ?? {}) as RotateKeyInput, { requestedBy: callerOf(request) })
+    return await api.rotateKey(name, request.body as RotateKeyInput, { requestedBy: callerOf(request) })
   })
 
   // PATCH {prefix}/:name: the whole path is the name.
