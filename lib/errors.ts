@@ -91,6 +91,11 @@ export const LimitExceedsCallerError = createError<[string]>(
   'API key cannot grant a rate limit above its own: %s',
   403
 )
+export const ExpiryExceedsCallerError = createError<[string]>(
+  'FST_KEYGATE_EXPIRY_EXCEEDS_CALLER',
+  'API key expires at %s and cannot make a key that outlives it',
+  403
+)
 export const ScopeInvalidError = createError<[string, string]>(
   'FST_KEYGATE_SCOPE_INVALID',
   'Unknown scope "%s". Allowed: %s',

@@ -3,10 +3,10 @@ import { FULL_ACCESS, firstMissing } from '../auth/scopes.js'
 import type { KeygateDatabase, KeyType } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
 import {
+  ExpiryExceedsCallerError,
   ExpiryInvalidError,
   GracePeriodInvalidError,
   insufficientScope,
-  InvalidRequestError,
   KeyLimitReachedError,
   KeyNameTakenError,
   KeyNotFoundError,
@@ -405,7 +405,7 @@ function newListing (row: Omit<ApiKeyListing, 'last_used_at' | 'requests' | 'cre
 function expiryWithinCaller (caller: Caller, expires: Date | null): void {
   if (caller.scopes.includes(FULL_ACCESS) || caller.expires == null) return
   if (expires === null || expires.getTime() > Date.parse(caller.expires)) {
-    throw new ExpiryInvalidError(`This key expires at ${caller.expires} and cannot make a key that outlives it.`)
+    throw new ExpiryExceedsCallerError(caller.expires)
   }
 }
 

@@ -1,16 +1,15 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import fastifyRedis from '@fastify/redis'
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import Fastify from 'fastify'
 import type { Redis } from 'ioredis'
-import t, { type Test } from 'tap'
-import keygate, { type CachedKey, type KeygateOptions, MemoryKeyCache, RedisKeyCache } from '../../lib/index.js'
-import { countingHasher, countingSelects, FAST_ARGON2, TEST_SECRET, testClock } from '../helpers/app.js'
-import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
+import t from 'tap'
+import keygate, { type CachedKey, MemoryKeyCache } from '../../lib/index.js'
+import { countingHasher, FAST_ARGON2, TEST_SECRET, testClock } from '../helpers/app.js'
+import { database, heard, instance } from '../helpers/instance.js'
 import { forgeKey, keyIdOf } from '../helpers/keys.js'
 import { captureLogs } from '../helpers/log-capture.js'
-import { needsRedis, REDIS_URL } from '../helpers/redis.js'
+import { needsRedis } from '../helpers/redis.js'
 
 const run = promisify(execFile)
 
@@ -19,46 +18,6 @@ const run = promisify(execFile)
 
 const UNAUTHORIZED = { error: 'unauthorized', message: 'Client unauthorized' }
 const denied = (scope: string) => ({ error: 'insufficient_scope', message: `API key lacks required permission: ${scope}` })
-
-interface Instance {
-  app: FastifyInstance
-  counts: { hash: number, verify: number }
-  selects: () => number
-  call: (key: string | undefined, method?: 'GET' | 'POST' | 'DELETE', url?: string, payload?: object) => Promise<LightMyRequestResponse>
-}
-
-async function instance (t: Test, database: TestDatabase, options: Partial<KeygateOptions> & { withRedis?: boolean, hostRoutes?: (app: FastifyInstance) => void } = {}): Promise<Instance> {
-  const { withRedis = false, hostRoutes, ...keygateOptions } = options
-  const { hasher, counts } = countingHasher()
-  const { db, selects } = countingSelects(database.db)
-  const app = Fastify()
-  t.teardown(async () => await app.close())
-  if (withRedis) await app.register(fastifyRedis, { url: REDIS_URL, closeClient: true })
-  await app.register(keygate, { db, schema: database.schema, hasher, secret: TEST_SECRET, ...keygateOptions })
-  app.get('/data', async (request) => ({ scopes: request.apiKey?.scopes }))
-  app.post('/v1/connectors', { config: { apiKey: { scopes: ['connector:write'] } } }, async () => ({ ok: true }))
-  hostRoutes?.(app)
-  await app.ready()
-  if (app.keygateCache instanceof RedisKeyCache) await app.keygateCache.listening
-  const call: Instance['call'] = async (key, method = 'GET', url = '/data', payload) => await app.inject({
-    method,
-    url,
-    headers: key === undefined ? {} : { authorization: `Bearer ${key}` },
-    ...(payload === undefined ? {} : { payload })
-  })
-  return { app, counts, selects, call }
-}
-
-async function database (t: Test): Promise<TestDatabase> {
-  const opened = await openTestDatabase()
-  t.teardown(opened.close)
-  return opened
-}
-
-/** Resolves when `app` hears that `keyId` was deleted. */
-function heard (app: FastifyInstance, keyId: string): Promise<void> {
-  return new Promise((resolve) => app.keygateCache!.onInvalidate((id) => { if (id === keyId) resolve() }))
-}
 
 t.test('1. another prefix with a known key id and a valid checksum locks nobody out', async (t) => {
   const a = await instance(t, await database(t))
