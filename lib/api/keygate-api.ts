@@ -190,8 +190,10 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       expires = parseDateTime(expiresAt)
       if (expires === undefined) throw new ExpiryInvalidError(`expiresAt is not a date and time that exist: ${expiresAt}.`)
       if (expires.getTime() <= at) throw new ExpiryInvalidError('expiresAt must be in the future.')
-    } else expires = expiresAt ?? (creating && max !== undefined ? new Date(at + max * DAY_MS) : (creating ? null : undefined))
-    if (max !== undefined && expires !== undefined && (expires === null || expires.getTime() > at + max * DAY_MS)) {
+    } else if (expiresAt === null) expires = null
+    else if (!creating) return undefined
+    else expires = max === undefined ? null : new Date(at + max * DAY_MS)
+    if (max !== undefined && (expires === null || expires.getTime() > at + max * DAY_MS)) {
       throw new ExpiryInvalidError(`A key may live at most ${max} days (option maxLifetimeDays).`)
     }
     return expires
@@ -293,13 +295,14 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         throw new KeyRenameTakenError(changes.name)
       }
       const set: KeyChanges = {
-        ...(changes.name === undefined ? {} : { name: changes.name }),
+        ...(changes.name === undefined || changes.name === name ? {} : { name: changes.name }),
         ...(changes.scopes === undefined ? {} : { scopes: changes.scopes }),
         ...(changes.plan === undefined ? {} : { plan: changes.plan }),
         ...(changes.rateLimit === undefined ? {} : { rate_limit_per_minute: own.perMinute, rate_limit_per_hour: own.perHour }),
         ...(expires === undefined ? {} : { expires_at: expires })
       }
-      const ids = await updateKeys(trx, name, new Date(at), set)
+      // `{ name: <its own name> }` changes nothing, and says so by answering the key as it is.
+      const ids = Object.keys(set).length === 0 ? [] : await updateKeys(trx, name, new Date(at), set)
       return { row: { ...key, ...set }, ids }
     }))
     await Promise.all(ids.map(async (id) => await deps.onChanged?.(id)))
