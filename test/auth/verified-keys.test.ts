@@ -30,7 +30,7 @@ async function setup (t: Test, names: string[], options: Partial<VerifiedKeysOpt
   const reads = { fail: false }
   const reader = new KeyReader(db)
   const keys = new VerifiedKeys({
-    reader: { read: async (keyId) => { if (reads.fail) throw new Error('database gone'); return await reader.read(keyId) } },
+    reader: { read: async (keyId) => { if (reads.fail) throw Object.assign(new Error('database gone'), { code: 'ECONNREFUSED' }); return await reader.read(keyId) } },
     hasher,
     prefixes: ['metlo', 'mlo'],
     fingerprint: createFingerprinter(Buffer.alloc(32, 3)),
@@ -176,4 +176,38 @@ t.test('the shared level: what a renewal or a verification stores reaches it; a 
   t.equal((hit('a') as { key: { name: string } }).key.name, 'a')
   await keys.idle()
   t.match(logs.text(), /shared write failed/)
+})
+
+t.test('a changed key: the shared level\'s earlier entry is re-read before use, and never served stale', async (t) => {
+  const shared = new MemoryKeyCache()
+  const { clock, keys, hit, id, reads, selects } = await setup(t, ['a', 'b'], { shared })
+  const before = (await shared.get(id('a')))!
+  const heardHere: Array<[string | null, string]> = []
+  shared.onInvalidate((keyId, reason) => heardHere.push([keyId, reason]))
+  await keys.changed(id('a'))
+  t.same(heardHere, [[id('a'), 'changed']], 'told to every instance as a change')
+  // An instance whose read began before the change writes the old entry back.
+  await shared.set(id('a'), before)
+  const read = selects()
+  t.equal((await hit('a'))?.key.name, 'a')
+  t.equal(selects(), read + 1, 'the entry written back was re-read from the database, not trusted')
+
+  await keys.changed(id('a'))
+  await shared.set(id('a'), before)
+  clock.advance(TTL)
+  reads.fail = true
+  await t.rejects(Promise.resolve(hit('a')), { code: 'FST_KEYGATE_SERVICE_UNAVAILABLE' }, 'database down: what the change may have taken away is not served stale')
+  t.equal((await hit('b'))?.key.name, 'b', 'an unchanged key still is, from this process')
+})
+
+t.test('a deleted key is told as a delete, and refused without a read', async (t) => {
+  const shared = new MemoryKeyCache()
+  const { keys, hit, id, selects } = await setup(t, ['a'], { shared })
+  const heardHere: Array<[string | null, string]> = []
+  shared.onInvalidate((keyId, reason) => heardHere.push([keyId, reason]))
+  await keys.deleted(id('a'))
+  t.same(heardHere, [[id('a'), 'deleted']])
+  const read = selects()
+  t.equal(await hit('a'), null)
+  t.equal(selects(), read)
 })
