@@ -29,6 +29,7 @@ import {
   listRotatingKeys,
   liveNameExists,
   lockForCreate,
+  lockKeyName,
   markDeleted,
   updateKeys
 } from '../repositories/api-key.repository.js'
@@ -274,6 +275,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     const { row, ids } = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
       // A rename takes the create lock: a create of the same name must not slip in between.
       if (changes.name !== undefined && changes.name !== name) await lockForCreate(trx)
+      await lockKeyName(trx, name)
       const key = await findLiveKeyForUpdate(trx, name)
       if (key === undefined) throw new KeyNotFoundError(name)
       const plan = changes.plan ?? key.plan
@@ -321,6 +323,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       const { key, hash } = await drawKey(current.prefix)
       const at = now()
       const rotated = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+        await lockKeyName(trx, name)
         const old = await findLiveKeyForUpdate(trx, name)
         if (old === undefined) throw new KeyNotFoundError(name)
         if (options.requestedBy !== undefined) scopesWithinCaller(options.requestedBy, old.scopes)
@@ -372,6 +375,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     // A name create would refuse names no key: no database call for it.
     if (!isValidName(name)) throw new KeyNotFoundError(typeof name === 'string' ? shownName(name) : String(name))
     const ids = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+      await lockKeyName(trx, name)
       const key = await findLiveKeyForUpdate(trx, name)
       if (key === undefined) throw new KeyNotFoundError(name)
       if (options.requestedBy !== undefined) {

@@ -20,6 +20,14 @@ export async function lockForCreate (trx: Transaction<KeygateDatabase>): Promise
   await CREATE_LOCK.execute(trx)
 }
 
+/**
+ * Takes the lock of one key name for the rest of the transaction: changes to one key (update,
+ * rotation, delete) run one after another, each reading what the one before it left.
+ */
+export async function lockKeyName (trx: Transaction<KeygateDatabase>, name: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${`fastify-keygate:name:${name}`}))`.execute(trx)
+}
+
 /** Live keys now; under the create lock, a number no other create can change meanwhile. */
 export async function countLiveKeys (db: Db): Promise<number> {
   const { count } = await db

@@ -167,3 +167,19 @@ t.test('with Redis: another instance learns of a rotation at the old text\'s nex
   t.same((await b.call(original)).json(), UNAUTHORIZED, 'and the text before it, whose grace the rotation ended')
   t.equal((await b.call(immediate.apiKey)).statusCode, 200)
 })
+
+t.test('concurrent changes to one key run one after another: every rotation succeeds, one old text remains', async (t) => {
+  const a = await instance(t, await database(t))
+  await a.app.keygate.createKey({ name: 'svc' })
+  const results = await Promise.allSettled([
+    ...Array.from({ length: 5 }, async () => await a.app.keygate.rotateKey('svc', { gracePeriodSeconds: 600 })),
+    a.app.keygate.updateKey('svc', { scopes: ['query'] })
+  ])
+  t.same(results.map((r) => r.status), Array(6).fill('fulfilled'), 'none answered 404 for a key rotated meanwhile')
+  const texts = results.slice(0, 5).map((r) => (r as PromiseFulfilledResult<{ apiKey: string }>).value.apiKey)
+  const statuses = await Promise.all(texts.map(async (text) => (await a.call(text)).statusCode))
+  t.same(statuses.filter((s) => s === 200).length, 2, 'the live text and the one old text in its grace')
+  const listed = await a.app.keygate.listKeys()
+  t.equal(listed.length, 1)
+  t.same(listed[0]?.scopes, ['query'], 'the update landed on whichever text was live, and was carried on')
+})
