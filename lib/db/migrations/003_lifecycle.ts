@@ -22,6 +22,13 @@ export const m003_lifecycle: Migration = {
     await db.updateTable('keygate_api_keys').set({ lineage: sql.ref('id') }).execute()
     await db.schema.alterTable('keygate_api_keys').alterColumn('lineage', (col) => col.setNotNull()).execute()
     await db.schema.createIndex('keygate_api_keys_lineage').on('keygate_api_keys').column('lineage').execute()
+    // Listings look up the texts still in a rotation's grace: few rows among all the deleted ones.
+    await db.schema
+      .createIndex('keygate_api_keys_sunset')
+      .on('keygate_api_keys')
+      .column('sunset_at')
+      .where(sql.ref('sunset_at'), 'is not', null)
+      .execute()
 
     // Requests per key (lineage) per UTC day, added to by each instance's flush.
     await db.schema
@@ -35,6 +42,7 @@ export const m003_lifecycle: Migration = {
 
   async down (db: Kysely<any>) {
     await db.schema.dropTable('keygate_key_usage').execute()
+    await db.schema.dropIndex('keygate_api_keys_sunset').execute()
     await db.schema.dropIndex('keygate_api_keys_lineage').execute()
     await db.schema
       .alterTable('keygate_api_keys')
