@@ -46,7 +46,7 @@ t.test('Redis is the second level: a key verified on one instance costs the othe
   const [version, tag, ...json] = stored!.split('.')
   t.equal(version, 'v1')
   t.match(tag, /^[\w-]{43}$/, 'an HMAC-SHA256 tag, base64url')
-  t.same(Object.keys(JSON.parse(json.join('.'))), ['key', 'fingerprint', 'hashDigest', 'freshUntil'])
+  t.same(Object.keys(JSON.parse(json.join('.'))), ['key', 'lineage', 'notAfter', 'deprecation', 'credits', 'fingerprint', 'hashDigest', 'freshUntil'])
   t.equal(stored!.includes('$argon2id$'), false, 'nor the stored hash')
 })
 
