@@ -3,8 +3,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import keygate, { RedisKeyCache } from '../../lib/index.js'
 import { FAST_ARGON2, TEST_SECRET, testClock } from '../helpers/app.js'
+import { keyIdOf } from '../helpers/keys.js'
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { LIVE_REDIS_TIMEOUT, needsRedis, REDIS_URL } from '../helpers/redis.js'
+import { LIVE_REDIS_TIMEOUT, needsRedis, REDIS_URL, redisClient } from '../helpers/redis.js'
 
 const OUT = { error: 'credits_exhausted', message: 'API key has no credits left.' }
 
@@ -64,4 +65,40 @@ t.test('credits set on one instance apply on the other at its next request', { s
   await a.keygate.updateKey('changed', { credits: null })
   await cleared
   t.equal((await get(b)).statusCode, 200, 'cleared: B lets it through again')
+})
+
+t.test('a cached key with credits costs one script call per request and nothing else; without credits, the same call with one counter less', { skip: needsRedis }, async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(database.close)
+  const [a] = await twoInstances(t, database, testClock().now) as [FastifyInstance]
+  const { apiKey: withCredits } = await a.keygate.createKey({ name: 'metered', credits: { remaining: 100 } })
+  const { apiKey: without } = await a.keygate.createKey({ name: 'plain' })
+  const get = async (key: string) => await a.inject({ url: '/data', headers: { authorization: key } })
+  // Warm: both keys verified and cached in this process (the test clock stands still: they stay fresh).
+  t.equal((await get(withCredits)).statusCode, 200)
+  t.equal((await get(without)).statusCode, 200)
+
+  const ids = [keyIdOf(withCredits), keyIdOf(without)]
+  const admin = redisClient(t)
+  const monitor = await redisClient(t).monitor()
+  t.teardown(() => monitor.disconnect())
+  const seen: string[][] = []
+  const marker = `credits-monitor-${process.pid}-${Date.now()}`
+  const done = new Promise<void>((resolve) => {
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (args[0]?.toLowerCase() === 'ping' && args[1] === marker) return resolve()
+      // What a client sent about these two keys (other test files share this Redis; the
+      // script's own commands show with source `lua`).
+      if (source !== 'lua' && args.some((arg) => ids.some((id) => arg.includes(id)))) seen.push(args)
+    })
+  })
+  for (let i = 0; i < 3; i++) t.equal((await get(withCredits)).statusCode, 200)
+  for (let i = 0; i < 3; i++) t.equal((await get(without)).statusCode, 200)
+  // Redis runs commands in order: once the monitor shows this PING, it has shown every one before it.
+  await admin.ping(marker)
+  await done
+  t.same(seen.map((args) => [args[0]?.toLowerCase(), args[2]]), [
+    ['evalsha', '3'], ['evalsha', '3'], ['evalsha', '3'],
+    ['evalsha', '2'], ['evalsha', '2'], ['evalsha', '2']
+  ], 'one call per request: minute, hour and credits counters with credits; minute and hour without')
 })
