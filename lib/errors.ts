@@ -67,9 +67,13 @@ export const KeyNotFoundError = createError<[string]>(
 // the bodies below, which use the same texts.
 const INSUFFICIENT_SCOPE = 'API key lacks required permission: %s'
 const RATE_LIMIT_EXCEEDED = 'Rate limit exceeded. Retry after %s seconds.'
+const CREDITS_EXHAUSTED = 'API key has no credits left.'
+const CREDITS_REFILL = ' Credits refill in %s seconds.'
 
 export const InsufficientScopeError = createError<[string]>('FST_KEYGATE_INSUFFICIENT_SCOPE', INSUFFICIENT_SCOPE, 403)
 export const RateLimitExceededError = createError<[number]>('FST_KEYGATE_RATE_LIMIT_EXCEEDED', RATE_LIMIT_EXCEEDED, 429)
+/** Credits used up; the message names the seconds until they refill, when they do (`%s` is that sentence or nothing). */
+export const CreditsExhaustedError = createError<[string]>('FST_KEYGATE_CREDITS_EXHAUSTED', `${CREDITS_EXHAUSTED}%s`, 429)
 
 /** A 403 for a missing permission; the scope travels on the error for the WWW-Authenticate header. */
 export type ScopeError = KeygateError & { scope: string }
@@ -86,6 +90,12 @@ export function rateLimitedBody (retryAfter: number): { error: string, message: 
   return { error: 'rate_limit_exceeded', message: RATE_LIMIT_EXCEEDED.replace('%s', String(retryAfter)), retry_after: retryAfter }
 }
 
+/** The 429 for a key without credits left; `retryAfter` 0: they never refill (no `retry_after` then). */
+export function creditsExhaustedBody (retryAfter: number): { error: string, message: string, retry_after?: number } {
+  if (retryAfter === 0) return { error: 'credits_exhausted', message: CREDITS_EXHAUSTED }
+  return { error: 'credits_exhausted', message: CREDITS_EXHAUSTED + CREDITS_REFILL.replace('%s', String(retryAfter)), retry_after: retryAfter }
+}
+
 export const LimitExceedsCallerError = createError<[string]>(
   'FST_KEYGATE_LIMIT_EXCEEDS_CALLER',
   'API key cannot grant a rate limit above its own: %s',
@@ -95,6 +105,16 @@ export const ExpiryExceedsCallerError = createError<[string]>(
   'FST_KEYGATE_EXPIRY_EXCEEDS_CALLER',
   'API key expires at %s and cannot make a key that outlives it',
   403
+)
+export const CreditsExceedCallerError = createError<[string]>(
+  'FST_KEYGATE_CREDITS_EXCEED_CALLER',
+  'API key cannot grant credits above its own: %s',
+  403
+)
+export const CreditsInvalidError = createError<[string]>(
+  'FST_KEYGATE_CREDITS_INVALID',
+  'credits takes remaining (a whole number, 0 or more) and optionally refill: { amount (a whole number, 1 or more), interval ("day" or "month") }%s.',
+  400
 )
 export const ScopeInvalidError = createError<[string, string]>(
   'FST_KEYGATE_SCOPE_INVALID',

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { createKeygateApi } from './api/keygate-api.js'
 import { createFingerprinter } from './auth/fingerprint.js'
 import { notedRoutes } from './auth/early-routes.js'
-import { createAuthHook } from './auth/hook.js'
+import { createAuthHook, kVerifiedKey } from './auth/hook.js'
 import { KeyReader } from './auth/key-reader.js'
 import { RouteConfigs } from './auth/route-config.js'
 import { grantableScopes } from './auth/scopes.js'
@@ -18,7 +18,7 @@ import { boundedHasher } from './keys/bounded-hasher.js'
 import { argon2idHasher } from './keys/hasher.js'
 import { safeError } from './log/safe-error.js'
 import { type KeygateOptions, type ResolvedOptions, resolveOptions } from './options.js'
-import { createLimiter } from './ratelimit/limiter.js'
+import { createCreditsReader, createLimiter } from './ratelimit/limiter.js'
 import { MemoryRateLimitStore } from './ratelimit/memory.store.js'
 import type { Plan } from './ratelimit/plans.js'
 import { RedisRateLimitStore } from './ratelimit/redis.store.js'
@@ -58,6 +58,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     now: opts.now,
     log: fastify.log
   })
+  const store = rateLimitStore(opts, redis)
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
   const api = createKeygateApi({
     db,
@@ -72,6 +73,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     rotateAfterDays: opts.rotateAfterDays,
     maxGracePeriodSeconds: opts.maxGracePeriodSeconds,
     now: opts.now,
+    creditsLeft: createCreditsReader(store, opts.now),
     onDeleted: async (keyId) => await verifiedKeys.deleted(keyId),
     onChanged: async (keyId) => await verifiedKeys.changed(keyId)
   })
@@ -87,6 +89,8 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.decorate('keygate', api)
   fastify.decorate('keygateCache', shared ?? null)
   fastify.decorateRequest('apiKey', null)
+  // Declared here so every request has the same shape; the hook sets it with `apiKey`.
+  fastify.decorateRequest(kVerifiedKey, null)
   const routeConfigs = new RouteConfigs(opts.scopes)
   fastify.addHook('onRoute', routeConfigs.onRoute)
   // Routes registered before the plugin: startup fails for a bad setting there too.
@@ -97,7 +101,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.addHook('onClose', async () => await verifiedKeys.idle())
   fastify.addHook('onRequest', createAuthHook({
     authenticate: verifiedKeys.authenticate,
-    limit: createLimiter({ store: rateLimitStore(opts, redis), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
+    limit: createLimiter({ store, now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
     headers: opts.headers,
     now: opts.now,
     routeConfigs,
@@ -133,7 +137,7 @@ function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis:
 export const keygate: FastifyPluginAsync<KeygateOptions> = fp(keygatePlugin, { fastify: '5.x', name: 'fastify-keygate' })
 export default keygate
 
-export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, DeleteKeyOptions, KeygateApi, KeyInfo, RotateKeyInput, UpdateKeyInput } from './api/keygate-api.js'
+export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, CreditsInput, DeleteKeyOptions, KeyCredits, KeygateApi, KeyInfo, RotateKeyInput, UpdateKeyInput } from './api/keygate-api.js'
 export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
 export type { KeyType } from './db/schema.js'

@@ -1,7 +1,8 @@
 import { Ajv, type ErrorObject } from 'ajv'
-import { KEY_TYPES } from '../db/schema.js'
 import type { FastifyError } from 'fastify'
+import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import {
+  CreditsInvalidError,
   ExpiryInvalidError,
   InvalidRequestError,
   KeyForInvalidError,
@@ -40,8 +41,8 @@ export interface CreateKeyChoices {
   plans: readonly string[]
 }
 
-const CREATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt, keyFor, prefix, expiresInDays'
-const UPDATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt'
+const CREATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt, credits, keyFor, prefix, expiresInDays'
+const UPDATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt, credits'
 
 const positiveInteger = { type: 'integer', minimum: 1, maximum: 2_147_483_647 } as const
 // A date and a time with its zone, as JSON dates are written; Date.parse then rules out 2027-02-31.
@@ -74,7 +75,21 @@ function keyFields ({ grantableScopes, plans }: CreateKeyChoices) {
       minProperties: 1,
       properties: { perMinute: positiveInteger, perHour: positiveInteger }
     },
-    expiresAt: { type: 'string', maxLength: 40, pattern: ISO_DATE_TIME }
+    expiresAt: { type: 'string', maxLength: 40, pattern: ISO_DATE_TIME },
+    credits: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['remaining'],
+      properties: {
+        remaining: { type: 'integer', minimum: 0, maximum: 2_147_483_647 },
+        refill: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['amount', 'interval'],
+          properties: { amount: positiveInteger, interval: { type: 'string', enum: [...CREDITS_INTERVALS] } }
+        }
+      }
+    }
   } as const
 }
 
@@ -93,7 +108,7 @@ export function createKeyBodySchema (choices: CreateKeyChoices) {
   } as const
 }
 
-/** The body of an update: any of the fields, at least one; `rateLimit: null` and `expiresAt: null` clear them. */
+/** The body of an update: any of the fields, at least one; `rateLimit: null`, `expiresAt: null` and `credits: null` clear them. */
 export function updateKeyBodySchema (choices: CreateKeyChoices) {
   const fields = keyFields(choices)
   return {
@@ -103,7 +118,8 @@ export function updateKeyBodySchema (choices: CreateKeyChoices) {
     properties: {
       ...fields,
       rateLimit: { ...fields.rateLimit, type: ['object', 'null'] },
-      expiresAt: { ...fields.expiresAt, type: ['string', 'null'] }
+      expiresAt: { ...fields.expiresAt, type: ['string', 'null'] },
+      credits: { ...fields.credits, type: ['object', 'null'] }
     }
   } as const
 }
@@ -135,7 +151,8 @@ export function createKeyValidationError (body: unknown, errors: readonly ErrorO
   const [first] = errors
   if (first === undefined) return new InvalidRequestError('Request body is invalid.')
   const path = first.instancePath.split('/').slice(1)
-  const field = first.keyword === 'required' ? String(first.params.missingProperty) : path[0]
+  // A required property of the body names the field; one inside a field (credits.remaining) names that field.
+  const field = first.keyword === 'required' && path.length === 0 ? String(first.params.missingProperty) : path[0]
   switch (field) {
     case 'name':
       return first.keyword === 'required' || first.keyword === 'minLength' ? new KeyNameRequiredError() : new KeyNameInvalidError()
@@ -151,6 +168,8 @@ export function createKeyValidationError (body: unknown, errors: readonly ErrorO
       return scopesError(body, path[1], first.keyword, choices)
     case 'expiresAt':
       return new ExpiryInvalidError(`expiresAt must be an ISO 8601 date-time with a time zone, like 2027-01-31T00:00:00Z${allowed === UPDATE_PROPERTIES ? ', or null' : ''}.`)
+    case 'credits':
+      return new CreditsInvalidError(allowed === UPDATE_PROPERTIES ? ', or null to remove them' : '')
     case 'expiresInDays':
       return new ExpiryInvalidError('expiresInDays must be a whole number of days, 1 or more.')
   }

@@ -3,6 +3,7 @@ import { FULL_ACCESS, firstMissing } from '../auth/scopes.js'
 import type { KeygateDatabase, KeyType } from '../db/schema.js'
 import { whileAvailable } from '../db/unavailable.js'
 import {
+  CreditsExceedCallerError,
   ExpiryExceedsCallerError,
   ExpiryInvalidError,
   GracePeriodInvalidError,
@@ -17,7 +18,10 @@ import {
 import type { KeyHasher } from '../keys/hasher.js'
 import { type GeneratedKey, generateKey, keyIdentifier } from '../keys/key-text.js'
 import { effectiveLimits, hasLimits, type Limits, type Plan } from '../ratelimit/plans.js'
-import type { KeyInfo, ToKeyRecord } from '../records/key-info.js'
+import { creditsWindowAt } from '../ratelimit/credits.js'
+import type { CreditsReader } from '../ratelimit/limiter.js'
+import type { KeyCredits, KeyInfo, ToKeyRecord } from '../records/key-info.js'
+import { creditsOf } from '../records/lifecycle.js'
 import {
   type ApiKeyListing,
   countLiveKeys,
@@ -46,7 +50,15 @@ import {
   updateKeyValidationError
 } from './create-key.schema.js'
 
-export type { KeyInfo }
+export type { KeyCredits, KeyInfo }
+
+/** Usage credits as create and update take them. */
+export interface CreditsInput {
+  /** Credits the key has now; each admitted request uses one. An integer, 0 or more. */
+  remaining: number
+  /** At the start of each UTC day or month, the credits left become `amount` (an integer, 1 or more). */
+  refill?: { amount: number, interval: 'day' | 'month' }
+}
 
 export interface CreateKeyInput {
   /** Unique among live keys; 1 to 128 characters, no control characters. */
@@ -65,15 +77,21 @@ export interface CreateKeyInput {
   expiresAt?: string
   /** The key stops working this many days from now. Not with `expiresAt`. */
   expiresInDays?: number
+  /** Usage credits. Default: none (only the rate limits apply). */
+  credits?: CreditsInput
 }
 
-/** What an update may change: any of these, at least one. `null` clears `rateLimit` or `expiresAt`. */
+/**
+ * What an update may change: any of these, at least one. `null` clears `rateLimit`, `expiresAt` or
+ * `credits`. Credits given here start over: what was used before no longer counts.
+ */
 export interface UpdateKeyInput {
   name?: string
   scopes?: string[]
   plan?: string
   rateLimit?: Partial<Limits> | null
   expiresAt?: string | null
+  credits?: CreditsInput | null
 }
 
 export interface RotateKeyInput {
@@ -87,6 +105,11 @@ export interface Caller {
   limits: Limits
   /** ISO 8601; a caller without `*` cannot make a key outlive it. Default: never expires. */
   expires?: string | null
+  /**
+   * The caller's own credits as set (not what is left of them); a caller without `*` that has
+   * them cannot make a key with none, more remaining, or a larger refill. Default: none.
+   */
+  credits?: KeyCredits | null
 }
 
 export interface CreateKeyOptions {
@@ -150,6 +173,8 @@ export interface KeygateApiDeps {
   rotateAfterDays: number
   maxGracePeriodSeconds: number
   now: () => number
+  /** What is left of credits now, from the rate-limit store. Default: as if none had been used this period. */
+  creditsLeft?: CreditsReader
   /** Called after a delete (or a rotation without grace), so authentication forgets the key at once, everywhere. */
   onDeleted?: (keyId: string) => Promise<void>
   /** Called after an update (or a rotation with grace), so authentication re-reads the key at its next request, everywhere. */
@@ -167,13 +192,36 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
   const validateUpdate = ajv.compile(updateKeyBodySchema(choices))
   const validateRotate = ajv.compile(rotateKeyBodySchema(deps.maxGracePeriodSeconds))
 
-  /** The listing shape of a row, as of `at`; `rotating` is the text rotated away from it, if any still works. */
-  function info (row: ApiKeyListing, at: number, rotating?: KeyInfo['rotatingFrom']): KeyInfo {
+  /**
+   * The listing shape of a row, as of `at`; `rotating` is the text rotated away from it, if any
+   * still works; `left` what is left of its credits (see `creditsLeftOf`).
+   */
+  function info (row: ApiKeyListing, at: number, rotating: KeyInfo['rotatingFrom'] | undefined, left: number | undefined): KeyInfo {
+    const credits = creditsOf(row)
     return {
       ...toKeyRecord(row),
       rotationDue: at - row.created_at.getTime() >= deps.rotateAfterDays * DAY_MS,
-      rotatingFrom: rotating ?? null
+      rotatingFrom: rotating ?? null,
+      credits: credits === null ? null : { remaining: left ?? credits.remaining, refill: credits.refill }
     }
+  }
+
+  /** What is left now of each row's credits (undefined for a row without): one store read for all. */
+  async function creditsLeftOf (rows: readonly ApiKeyListing[]): Promise<Array<number | undefined>> {
+    const left = new Array<number | undefined>(rows.length)
+    const entries = []
+    const at = now()
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as ApiKeyListing
+      const credits = creditsOf(row)
+      if (credits === null) continue
+      entries.push({ lineage: row.lineage, credits, index: i })
+      left[i] = creditsWindowAt(credits, at).limit
+    }
+    if (entries.length === 0 || deps.creditsLeft === undefined) return left
+    const counted = await deps.creditsLeft(entries)
+    for (let j = 0; j < entries.length; j++) left[(entries[j] as { index: number }).index] = counted[j]
+    return left
   }
 
   /**
@@ -216,7 +264,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       prefix = choices.prefixes[0] as string,
       scopes = [FULL_ACCESS],
       plan = deps.defaultPlan,
-      rateLimit = {}
+      rateLimit = {},
+      credits = null
     } = body as CreateKeyInput
     const at = now()
     const expires = expiryOf(body as CreateKeyInput, at, true) as Date | null
@@ -227,6 +276,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     if (caller !== undefined) {
       limitsWithinCaller(caller, limits)
       expiryWithinCaller(caller, expires)
+      creditsWithinCaller(caller, credits === null ? null : { remaining: credits.remaining, refill: credits.refill ?? null })
     }
     // Checked before argon2, so a create refused for its name or the limit costs no hashing...
     await whileAvailable(async () => await checkRoomFor(db, name))
@@ -240,7 +290,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       plan,
       rate_limit_per_minute: rateLimit.perMinute ?? null,
       rate_limit_per_hour: rateLimit.perHour ?? null,
-      expires_at: expires
+      expires_at: expires,
+      ...creditColumns(credits, at)
     }
     // ...and argon2 runs outside the transaction: it takes tens of milliseconds and must not hold
     // the lock. An id already taken (eight base62 characters make it rare) means a new draw, hashed
@@ -253,7 +304,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         await checkRoomFor(trx, name)
         return await insertKey(trx, { ...row, id: key.keyId, lineage: key.keyId, hash })
       }))
-      if (inserted) return { apiKey: key.text, ...info(newListing({ ...row, id: key.keyId, lineage: key.keyId }), at) }
+      // A new lineage has used nothing: its credits are what was set.
+      if (inserted) return { apiKey: key.text, ...info(newListing({ ...row, id: key.keyId, lineage: key.keyId }), at, null, credits?.remaining) }
       if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
     }
   }
@@ -289,9 +341,18 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         if (changes.scopes !== undefined) scopesWithinCaller(caller, changes.scopes)
       }
       if (!hasLimits(limits)) throw new RateLimitRequiredError(plan)
+      // Credits set again start over: their version (credits_set_at) only ever moves forward, so
+      // the new ones get counters of their own even when set twice in one millisecond. Clearing
+      // them keeps credits_set_at for the same reason (no credits_remaining means no credits).
+      const credits = changes.credits === undefined
+        ? {}
+        : changes.credits === null
+          ? { credits_remaining: null, credits_refill_amount: null, credits_refill_interval: null }
+          : creditColumns(changes.credits, Math.max(at, (key.credits_set_at?.getTime() ?? -Infinity) + 1))
       if (caller !== undefined) {
         limitsWithinCaller(caller, limits)
         expiryWithinCaller(caller, expires === undefined ? key.expires_at : expires)
+        creditsWithinCaller(caller, creditsOf({ ...key, ...credits }))
       }
       if (changes.name !== undefined && changes.name !== name && await liveNameExists(trx, changes.name)) {
         throw new KeyRenameTakenError(changes.name)
@@ -301,14 +362,16 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         ...(changes.scopes === undefined ? {} : { scopes: changes.scopes }),
         ...(changes.plan === undefined ? {} : { plan: changes.plan }),
         ...(changes.rateLimit === undefined ? {} : { rate_limit_per_minute: own.perMinute, rate_limit_per_hour: own.perHour }),
-        ...(expires === undefined ? {} : { expires_at: expires })
+        ...(expires === undefined ? {} : { expires_at: expires }),
+        ...credits
       }
       // `{ name: <its own name> }` changes nothing, and says so by answering the key as it is.
       const ids = Object.keys(set).length === 0 ? [] : await updateKeys(trx, name, new Date(at), set)
       return { row: { ...key, ...set }, ids }
     }))
     await Promise.all(ids.map(async (id) => await deps.onChanged?.(id)))
-    return info(row, at, await rotatingFrom(row.name, at))
+    const [rotating, [left]] = await Promise.all([rotatingFrom(row.name, at), creditsLeftOf([row])])
+    return info(row, at, rotating, left)
   }
 
   async function rotateKey (name: string, input: RotateKeyInput = {}, options: ChangeKeyOptions = {}): Promise<CreatedKey> {
@@ -343,7 +406,9 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
           sunset === null ? deps.onDeleted?.(old.id) : deps.onChanged?.(old.id)
         ])
         const from = sunset === null ? null : { identifier: keyIdentifier(old.prefix, old.id), sunset: sunset.toISOString() }
-        return { apiKey: key.text, ...info(row, at, from) }
+        // The lineage, and so what is left of the credits, carries over.
+        const [left] = await creditsLeftOf([row])
+        return { apiKey: key.text, ...info(row, at, from, left) }
       }
       if (draw === MAX_ID_DRAWS) throw new Error('Could not draw an unused key id')
     }
@@ -362,7 +427,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
   async function listed (filter: Parameters<typeof listLiveKeys>[1]): Promise<KeyInfo[]> {
     const at = now()
     const [rows, rotating] = await Promise.all([whileAvailable(() => listLiveKeys(db, filter)), rotatingByName(at)])
-    return rows.map((row) => info(row, at, rotating.get(row.name)))
+    const left = await creditsLeftOf(rows)
+    return rows.map((row, i) => info(row, at, rotating.get(row.name), left[i]))
   }
 
   /** Throws when the name is taken among live keys or no place is left. */
@@ -404,8 +470,36 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
 const WINDOW_NAMES = { perMinute: 'per minute', perHour: 'per hour' } as const
 
 /** A new key's columns the listing shows that a create leaves at their start. */
-function newListing (row: Omit<ApiKeyListing, 'last_used_at' | 'requests' | 'credits_remaining' | 'credits_refill_amount' | 'credits_refill_interval' | 'credits_set_at'>): ApiKeyListing {
-  return { ...row, last_used_at: null, requests: '0', credits_remaining: null, credits_refill_amount: null, credits_refill_interval: null, credits_set_at: null }
+function newListing (row: Omit<ApiKeyListing, 'last_used_at' | 'requests'>): ApiKeyListing {
+  return { ...row, last_used_at: null, requests: '0' }
+}
+
+/** The credit columns of credits set at `at` (none: all null). */
+function creditColumns (credits: CreditsInput | null, at: number): Pick<ApiKeyListing, 'credits_remaining' | 'credits_refill_amount' | 'credits_refill_interval' | 'credits_set_at'> {
+  return {
+    credits_remaining: credits?.remaining ?? null,
+    credits_refill_amount: credits?.refill?.amount ?? null,
+    credits_refill_interval: credits?.refill?.interval ?? null,
+    credits_set_at: credits === null ? null : new Date(at)
+  }
+}
+
+/**
+ * Nor does a key without `*` that has credits make a key with none, with more remaining than its
+ * own, or with a refill larger than its own (a refill where it has none, a larger amount, or
+ * daily where its own is monthly). Checked against its credits as set, not what is left of them.
+ */
+function creditsWithinCaller (caller: Caller, asked: Pick<KeyCredits, 'remaining' | 'refill'> | null): void {
+  const own = caller.credits
+  if (caller.scopes.includes(FULL_ACCESS) || own == null) return
+  if (asked === null) throw new CreditsExceedCallerError(`no credits, which is unlimited (its own: ${own.remaining} remaining)`)
+  if (asked.remaining > own.remaining) throw new CreditsExceedCallerError(`${asked.remaining} remaining (its own: ${own.remaining})`)
+  const refill = asked.refill
+  if (refill === null) return
+  const ownRefill = own.refill
+  if (ownRefill === null || refill.amount > ownRefill.amount || (refill.interval === 'day' && ownRefill.interval === 'month')) {
+    throw new CreditsExceedCallerError(`a refill of ${refill.amount} a ${refill.interval} (its own: ${ownRefill === null ? 'none' : `${ownRefill.amount} a ${ownRefill.interval}`})`)
+  }
 }
 
 /** Nor does a key without `*` that expires make a key that outlives it. */

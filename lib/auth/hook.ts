@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InternalError, isKeygateError } from '../errors.js'
-import { sendError, sendInsufficientScope, sendRateLimited, sendUnauthorized } from '../http/send-error.js'
+import { sendCreditsExhausted, sendError, sendInsufficientScope, sendRateLimited, sendUnauthorized } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
 import { throttledWarning } from '../log/throttled-warning.js'
 import { isPromise } from '../maybe-promise.js'
@@ -27,11 +27,20 @@ type Done = HookHandlerDoneFunction
 /** The scopes the route requires, if any. */
 type Scopes = readonly string[] | undefined
 
+/** The verified entry of a request's key (with its credits), for the management routes' caller. */
+export const kVerifiedKey = Symbol('keygate.verifiedKey')
+
+/** The entry the hook verified this request's key with; null on public routes. */
+export function verifiedKeyOf (request: FastifyRequest): CachedKey | null {
+  return (request as unknown as Record<symbol, CachedKey | null>)[kVerifiedKey] ?? null
+}
+
 /**
  * The onRequest hook for the whole host app: every route needs a valid key unless its
  * `config.apiKey` is `false`. Unknown URLs need one too, so the route table stays private.
  * Order: authenticate (401), count against the key's limits (429), then permissions (403), so
- * every response to an identified key carries its rate-limit headers.
+ * every response to an identified key carries its rate-limit headers. The missing permission is
+ * worked out before counting, though: only a request that will be admitted uses a credit.
  *
  * Callback style, and synchronous when the key and its counters are in this process: the hot
  * path makes no promise at all. A hook that answers does not call `done`.
@@ -65,12 +74,13 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
     }
   }
 
-  function permit (reply: FastifyReply, done: Done, key: CachedKey['key'], needed: Scopes, decision: RateLimitDecision | null): void {
+  function permit (reply: FastifyReply, done: Done, missing: string | undefined, decision: RateLimitDecision | null): void {
     if (decision !== null) {
       setRateLimitHeaders(reply, decision, headers, now())
-      if (!decision.allowed) return void sendRateLimited(reply, decision.retryAfter)
+      if (!decision.allowed) {
+        return void (decision.creditsExhausted ? sendCreditsExhausted(reply, decision.retryAfter) : sendRateLimited(reply, decision.retryAfter))
+      }
     }
-    const missing = needed === undefined ? undefined : firstMissing(key.scopes, needed)
     if (missing !== undefined) return void sendInsufficientScope(reply, missing)
     done()
   }
@@ -79,18 +89,21 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
     if (entry === null) return void sendUnauthorized(reply)
     const key = entry.key
     request.apiKey = key
+    ;(request as unknown as Record<symbol, CachedKey>)[kVerifiedKey] = entry
     if (entry.deprecation !== null) setDeprecationHeaders(reply, entry.deprecation)
+    const missing = needed === undefined ? undefined : firstMissing(key.scopes, needed)
     let decision
     try {
-      // Counted per lineage: a rotation keeps the key's windows.
-      decision = limit(entry.lineage, key.limits)
+      // Counted per lineage: a rotation keeps the key's windows and credits. A request refused
+      // for a permission (403) is counted against the limits but uses no credit.
+      decision = limit(entry.lineage, key.limits, missing === undefined ? entry.credits : null)
     } catch (error) {
       return failed(request, reply, done, error)
     }
     if (isPromise(decision)) {
-      decision.then((counted) => permit(reply, done, key, needed, counted), (error) => failed(request, reply, done, error))
+      decision.then((counted) => permit(reply, done, missing, counted), (error) => failed(request, reply, done, error))
     } else {
-      permit(reply, done, key, needed, decision)
+      permit(reply, done, missing, decision)
     }
   }
 

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply } from 'fastify'
 import {
+  creditsExhaustedBody,
   errorBody,
   HASHER_BUSY_RETRY_AFTER,
   HasherBusyError,
@@ -38,4 +39,13 @@ export function sendInsufficientScope (reply: FastifyReply, scope: string): Fast
 /** 429 with `retry_after` and `Retry-After`. */
 export function sendRateLimited (reply: FastifyReply, retryAfter: number): FastifyReply {
   return reply.code(429).header('retry-after', retryAfter).send(rateLimitedBody(retryAfter))
+}
+
+// Credits that never refill: one body for every refusal.
+const CREDITS_GONE_BODY = Object.freeze(creditsExhaustedBody(0))
+
+/** 429 for a key without credits left; with `retry_after` and `Retry-After` when they refill (`retryAfter` > 0). */
+export function sendCreditsExhausted (reply: FastifyReply, retryAfter: number): FastifyReply {
+  if (retryAfter === 0) return reply.code(429).send(CREDITS_GONE_BODY)
+  return reply.code(429).header('retry-after', retryAfter).send(creditsExhaustedBody(retryAfter))
 }

@@ -6,11 +6,13 @@ export type HeaderStyle = 'x-ratelimit' | 'ietf' | 'both'
 export const HEADER_STYLES: readonly HeaderStyle[] = ['x-ratelimit', 'ietf', 'both']
 
 /**
- * `X-RateLimit-*` of the binding window (Reset in Unix seconds), and/or the IETF draft's
+ * Rate-limit windows only, never credits. `X-RateLimit-*` of the binding window (Reset in Unix seconds), and/or the IETF draft's
  * `RateLimit-Policy` (every window) and `RateLimit` (the binding one, `t` in seconds from now).
  */
 export function setRateLimitHeaders (reply: FastifyReply, decision: RateLimitDecision, style: HeaderStyle, now: number): void {
   const { binding } = decision
+  // A key with credits and no rate limits: there is no window to tell of.
+  if (binding === null) return
   if (style !== 'ietf') {
     reply.header('x-ratelimit-limit', binding.limit)
     reply.header('x-ratelimit-remaining', binding.remaining)

@@ -2,8 +2,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import { RateLimitStoreUnavailableError } from '../errors.js'
 import { throttledWarning } from '../log/throttled-warning.js'
 import { isPromise, type MaybePromise } from '../maybe-promise.js'
+import type { Credits } from '../records/lifecycle.js'
+import { type CreditsWindow, creditsWindowAt } from './credits.js'
 import type { Limits } from './plans.js'
-import type { ConsumeResult, RateLimitStore, WindowRequest } from './store.js'
+import type { ConsumeRequest, ConsumeResult, RateLimitStore, WindowRequest } from './store.js'
 
 export type WindowName = 'minute' | 'hour'
 
@@ -22,10 +24,18 @@ export interface WindowState {
 
 export interface RateLimitDecision {
   allowed: boolean
-  /** The window with the fewest requests left (on a refusal, the one that frees up last). */
-  binding: WindowState
-  /** Every window of the key, in order: minute, hour. */
+  /**
+   * The rate-limit window with the fewest requests left (on a refusal by them, the one that frees
+   * up last); null for a key with credits and no rate limits. Never the credits window.
+   */
+  binding: WindowState | null
+  /** Every rate-limit window of the key, in order: minute, hour. */
   windows: WindowState[]
+  /**
+   * True when refused because the key has no credits left (whatever its windows said): then
+   * `retryAfter` is the time until they refill, 0 when they never do.
+   */
+  creditsExhausted: boolean
   /** Whole seconds until the refusing windows all have room again (at least 1); 0 when allowed. */
   retryAfter: number
 }
@@ -39,12 +49,13 @@ export interface LimiterOptions {
   log: FastifyBaseLogger
 }
 
-export type Limiter = (keyId: string, limits: Limits) => MaybePromise<RateLimitDecision | null>
+/** Counts a request; `credits` (when the key has them and the request is to use one) in the same store call. */
+export type Limiter = (keyId: string, limits: Limits, credits?: Credits | null) => MaybePromise<RateLimitDecision | null>
 
 /**
- * Counts a request against a key's clock-aligned windows. Returns null when the key has no
- * limits, or when the store failed and `onStoreError` is `allow`; throws 503 when it is `deny`.
- * Synchronous with an in-process store.
+ * Counts a request against a key's clock-aligned windows, and its credits if given. Returns null
+ * when the key has neither, or when the store failed and `onStoreError` is `allow`; throws 503
+ * when it is `deny`. Synchronous with an in-process store.
  */
 export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions): Limiter {
   const warn = throttledWarning(log, now)
@@ -55,9 +66,9 @@ export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions
     return null
   }
 
-  return function limit (keyId, limits) {
+  return function limit (keyId, limits, credits) {
     const at = now()
-    const windows = windowsAt(limits, at)
+    const windows = credits == null ? windowsAt(limits, at) : windowsWithCredits(limits, credits, at)
     if (windows === null) return null
 
     let result: MaybePromise<ConsumeResult>
@@ -66,8 +77,33 @@ export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions
     } catch (error) {
       return storeFailed(error)
     }
-    if (isPromise(result)) return result.then((counted) => decide(windows, counted, at), (error) => storeFailed(error))
-    return decide(windows, result, at)
+    if (isPromise(result)) return result.then((counted) => decide(windows, credits != null, counted, at), (error) => storeFailed(error))
+    return decide(windows, credits != null, result, at)
+  }
+}
+
+/** A key's credits as of `at`: `remaining` is what is left now, read from the store without counting. */
+export type CreditsReader = (entries: ReadonlyArray<{ lineage: string, credits: Credits }>) => Promise<number[]>
+
+/**
+ * Reads what is left of credits, for listings: one store read for all of them. A store without
+ * `peek` reports them unused in the current period. A store that fails answers 503.
+ */
+export function createCreditsReader (store: RateLimitStore, now: () => number): CreditsReader {
+  return async (entries) => {
+    if (entries.length === 0) return []
+    const at = now()
+    const windows = entries.map(({ credits }) => creditsWindowAt(credits, at))
+    let counts: number[][] = []
+    if (store.peek !== undefined) {
+      const requests: ConsumeRequest[] = entries.map(({ lineage }, i) => ({ keyId: lineage, windows: [windows[i] as CreditsWindow], now: at }))
+      try {
+        counts = await store.peek(requests)
+      } catch (error) {
+        throw new RateLimitStoreUnavailableError({ cause: error })
+      }
+    }
+    return windows.map((window, i) => Math.max(0, window.limit - (counts[i]?.[0] ?? 0)))
   }
 }
 
@@ -85,9 +121,22 @@ function windowsAt ({ perMinute, perHour }: Limits, at: number): WindowRequest[]
   return perHour === null ? [minute] : [minute, windowAt('hour', perHour, HOUR_MS, at)]
 }
 
-function decide (windows: WindowRequest[], result: ConsumeResult, at: number): RateLimitDecision {
-  const states = new Array<WindowState>(windows.length)
-  for (let i = 0; i < windows.length; i++) {
+/** The rate-limit windows, then the credits window last; built at final length too. */
+function windowsWithCredits ({ perMinute, perHour }: Limits, credits: Credits, at: number): WindowRequest[] {
+  const count = (perMinute === null ? 0 : 1) + (perHour === null ? 0 : 1)
+  const windows = new Array<WindowRequest>(count + 1)
+  let i = 0
+  if (perMinute !== null) windows[i++] = windowAt('minute', perMinute, MINUTE_MS, at)
+  if (perHour !== null) windows[i++] = windowAt('hour', perHour, HOUR_MS, at)
+  windows[i] = creditsWindowAt(credits, at)
+  return windows
+}
+
+function decide (windows: WindowRequest[], withCredits: boolean, result: ConsumeResult, at: number): RateLimitDecision {
+  // The credits window, when there is one, is last; the states and headers are the rate limits'.
+  const rated = withCredits ? windows.length - 1 : windows.length
+  const states = new Array<WindowState>(rated)
+  for (let i = 0; i < rated; i++) {
     const window = windows[i] as WindowRequest
     states[i] = {
       name: window.name as WindowName,
@@ -97,15 +146,25 @@ function decide (windows: WindowRequest[], result: ConsumeResult, at: number): R
       durationMs: window.durationMs
     }
   }
-  if (result.allowed) {
-    // The window with the fewest requests left; on a tie, the shorter one.
-    let binding = states[0] as WindowState
-    for (const state of states) if (state.remaining < binding.remaining) binding = state
-    return { allowed: true, binding, windows: states, retryAfter: 0 }
+  if (result.allowed) return { allowed: true, binding: leastLeft(states), windows: states, creditsExhausted: false, retryAfter: 0 }
+  if (withCredits) {
+    const credits = windows[rated] as CreditsWindow
+    if ((result.counts[rated] ?? 0) >= credits.limit) {
+      // Credits answer first: no wait for a window helps a key that has none left.
+      const retryAfter = credits.refillAt === null ? 0 : Math.max(1, Math.ceil((credits.refillAt - at) / 1000))
+      return { allowed: false, binding: leastLeft(states), windows: states, creditsExhausted: true, retryAfter }
+    }
   }
   // Refused: the client must wait until every full window has ended.
   let binding: WindowState | undefined
   for (const state of states) if (state.remaining === 0 && (binding === undefined || state.resetAt > binding.resetAt)) binding = state
   const refusing = binding as WindowState
-  return { allowed: false, binding: refusing, windows: states, retryAfter: Math.max(1, Math.ceil((refusing.resetAt - at) / 1000)) }
+  return { allowed: false, binding: refusing, windows: states, creditsExhausted: false, retryAfter: Math.max(1, Math.ceil((refusing.resetAt - at) / 1000)) }
+}
+
+/** The window with the fewest requests left; on a tie, the shorter one. Null when there are none. */
+function leastLeft (states: WindowState[]): WindowState | null {
+  let binding = states[0] ?? null
+  for (const state of states) if (state.remaining < (binding as WindowState).remaining) binding = state
+  return binding
 }

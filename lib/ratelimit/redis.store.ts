@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { DEFAULTS } from '../defaults.js'
 import { withTimeout } from '../redis/timeout.js'
-import type { ConsumeRequest, ConsumeResult, RateLimitStore } from './store.js'
+import type { ConsumeRequest, ConsumeResult, RateLimitStore, WindowRequest } from './store.js'
 
 /**
  * Counts a batch of requests, one after another, as if each had come alone. For each request it
@@ -11,7 +11,8 @@ import type { ConsumeRequest, ConsumeResult, RateLimitStore } from './store.js'
  *
  * KEYS: every request's window counters, in order. ARGV: per request, its number of windows n,
  * then each window's limit, then each window's time to live in ms (relative, so a test clock
- * works too). Returns, per request, 1 or 0 (allowed or not) followed by its n counts.
+ * works too; 0 for a window that never ends, whose counter does not expire). Returns, per
+ * request, 1 or 0 (allowed or not) followed by its n counts.
  */
 const CONSUME_SCRIPT = `
 local out = {}
@@ -23,7 +24,7 @@ while a <= #ARGV do
   local over = false
   for i = 1, n do
     counts[i] = redis.call('INCR', KEYS[k + i])
-    if counts[i] == 1 then redis.call('PEXPIRE', KEYS[k + i], ARGV[a + n + i]) end
+    if counts[i] == 1 and tonumber(ARGV[a + n + i]) > 0 then redis.call('PEXPIRE', KEYS[k + i], ARGV[a + n + i]) end
     if counts[i] > tonumber(ARGV[a + i]) then over = true end
   end
   if over then
@@ -38,7 +39,7 @@ return out
 `
 
 // Named for its version: a changed script must not meet a client that defined the old one.
-const COMMAND = 'keygateRateLimit3'
+const COMMAND = 'keygateRateLimit4'
 // Counters outlive their window by this much, so a clock a little ahead of Redis's cannot reset one early.
 const EXPIRY_SLACK_MS = 5_000
 // Requests per script call: a script blocks Redis while it runs, so a burst goes in several.
@@ -94,6 +95,29 @@ export class RedisRateLimitStore implements RateLimitStore {
     })
   }
 
+  /** Reads counters without counting: one MGET (one per key id on a cluster, whose slots differ). */
+  async peek (requests: readonly ConsumeRequest[]): Promise<number[][]> {
+    const groups = this.#cluster ? batches(requests.map((request) => ({ request })), true, Infinity) : [requests.map((request) => ({ request }))]
+    const counts = new Map<ConsumeRequest, number[]>()
+    await Promise.all(groups.map(async (group) => {
+      const keys = group.flatMap(({ request }) => request.windows.map((window) => this.#counterName(request.keyId, window)))
+      if (keys.length === 0) return
+      const values = await withTimeout(this.#client.mget(...keys), this.#timeoutMs)
+      let at = 0
+      for (const { request } of group) {
+        counts.set(request, request.windows.map((_, i) => Number(values[at + i] ?? 0)))
+        at += request.windows.length
+      }
+    }))
+    return requests.map((request) => counts.get(request) ?? [])
+  }
+
+  /** The {keyId} hash tag puts all counters of one key in one Redis Cluster slot. */
+  #counterName (keyId: string, window: WindowRequest): string {
+    const name = `${this.#keyPrefix}{${keyId}}:${window.name}:${window.start}`
+    return window.counter === undefined ? name : `${name}:${window.counter}`
+  }
+
   readonly #flush = (): void => {
     const pending = this.#pending
     this.#pending = []
@@ -106,11 +130,12 @@ export class RedisRateLimitStore implements RateLimitStore {
     for (const { request: { keyId, windows, now } } of batch) {
       args.push(windows.length)
       for (const window of windows) {
-        // The {keyId} hash tag puts all counters of one key in one Redis Cluster slot.
-        keys.push(`${this.#keyPrefix}{${keyId}}:${window.name}:${window.start}`)
+        keys.push(this.#counterName(keyId, window))
         args.push(window.limit)
       }
-      for (const window of windows) args.push(window.start + window.durationMs - now + EXPIRY_SLACK_MS)
+      // A window that never ends (credits without refill) keeps its counter: expiring it would
+      // hand the credits back.
+      for (const window of windows) args.push(Number.isFinite(window.durationMs) ? window.start + window.durationMs - now + EXPIRY_SLACK_MS : 0)
     }
     try {
       const reply = await withTimeout(this.#client[COMMAND](keys.length, ...keys, ...args), this.#timeoutMs)

@@ -2,11 +2,18 @@ import type { MaybePromise } from '../maybe-promise.js'
 
 /** One clock-aligned window of one key, as a store counts it. */
 export interface WindowRequest {
-  /** `minute` or `hour`: part of the counter's name. */
+  /** `minute`, `hour`, or one of the credits windows: part of the counter's name. */
   name: string
+  /**
+   * Tells apart counters of one key in one window name: a store makes it part of the counter's
+   * name. Absent on the rate-limit windows (their counters keep the names they always had); the
+   * credits window's is the version of the key's credits, so setting them again starts afresh.
+   */
+  counter?: string
   limit: number
-  /** Window start, ms since the epoch (a multiple of `durationMs`). */
+  /** Window start, ms since the epoch (a multiple of `durationMs` for minute and hour; a day's or a month's start for credits). */
   start: number
+  /** The window's length in ms; `Infinity` for a window that never ends, whose counter never expires. */
   durationMs: number
 }
 
@@ -31,4 +38,10 @@ export interface ConsumeResult {
 export interface RateLimitStore {
   /** Synchronous for an in-process store, a promise for a remote one. */
   consume (request: ConsumeRequest): MaybePromise<ConsumeResult>
+  /**
+   * The current counts of each request's windows, in order, counting nothing (0 for a counter
+   * not started). Read by listings, never by the hot path. A store without it: listings show
+   * credits as if none had been used in the current period.
+   */
+  peek? (requests: readonly ConsumeRequest[]): MaybePromise<number[][]>
 }

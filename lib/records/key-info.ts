@@ -1,4 +1,4 @@
-import type { KeyType } from '../db/schema.js'
+import type { CreditsInterval, KeyType } from '../db/schema.js'
 import { keyIdentifier } from '../keys/key-text.js'
 import { effectiveLimits, type Limits, type Plan } from '../ratelimit/plans.js'
 import type { ApiKeyListing } from '../repositories/api-key.repository.js'
@@ -26,6 +26,16 @@ export interface KeyInfo extends KeyRecord {
   rotationDue: boolean
   /** The text this key was rotated from, while its grace period lasts; null otherwise. */
   rotatingFrom: { identifier: string, sunset: string } | null
+  /** Usage credits: what is left now and how they refill; null when the key has none (unlimited). */
+  credits: KeyCredits | null
+}
+
+/** A key's credits as listings show them. */
+export interface KeyCredits {
+  /** Credits left now: in the current period, what was set (or refilled) less what was used. */
+  remaining: number
+  /** At the start of each UTC day or month the credits left become `amount`; null: never. */
+  refill: { amount: number, interval: CreditsInterval } | null
 }
 
 /** `request.apiKey`: the key a request authenticated with. Deeply frozen. */

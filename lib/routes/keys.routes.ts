@@ -9,10 +9,10 @@ import {
   updateKeyBodySchema,
   updateKeyValidationError
 } from '../api/create-key.schema.js'
-import type { CreateKeyInput, KeygateApi, RotateKeyInput, UpdateKeyInput } from '../api/keygate-api.js'
+import type { Caller, CreateKeyInput, KeygateApi, RotateKeyInput, UpdateKeyInput } from '../api/keygate-api.js'
+import { verifiedKeyOf } from '../auth/hook.js'
 import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
-import { KEY_TYPES } from '../db/schema.js'
-import type { AuthenticatedKey } from '../records/key-info.js'
+import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import { GracePeriodInvalidError, InternalError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
@@ -43,12 +43,24 @@ const keyInfoProperties = {
     type: ['object', 'null'],
     required: ['identifier', 'sunset'],
     properties: { identifier: { type: 'string' }, sunset: { type: 'string', format: 'date-time' } }
+  },
+  credits: {
+    type: ['object', 'null'],
+    required: ['remaining', 'refill'],
+    properties: {
+      remaining: { type: 'integer' },
+      refill: {
+        type: ['object', 'null'],
+        required: ['amount', 'interval'],
+        properties: { amount: { type: 'integer' }, interval: { type: 'string', enum: [...CREDITS_INTERVALS] } }
+      }
+    }
   }
 } as const
 
 const keyInfoSchema = {
   type: 'object',
-  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom'],
+  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'credits'],
   properties: keyInfoProperties
 } as const
 
@@ -78,12 +90,15 @@ function nameBefore (request: FastifyRequest, suffix: string): string | undefine
 }
 
 /**
- * The key a management request acts for. The hook sets it on every one of these routes; were it
- * ever missing, acting without a caller would mean acting with full power, so it fails instead.
+ * The key a management request acts for, with its credits as verified. The hook sets both on
+ * every one of these routes; were either ever missing, acting without a caller would mean acting
+ * with full power, so it fails instead.
  */
-function callerOf (request: FastifyRequest): AuthenticatedKey {
-  if (request.apiKey === null) throw new InternalError()
-  return request.apiKey
+function callerOf (request: FastifyRequest): Caller {
+  const entry = verifiedKeyOf(request)
+  if (request.apiKey === null || entry === null) throw new InternalError()
+  const { scopes, limits, expires } = request.apiKey
+  return { scopes, limits, expires, credits: entry.credits === null ? null : { remaining: entry.credits.remaining, refill: entry.credits.refill } }
 }
 
 /** The four management routes of the Metlo API. */

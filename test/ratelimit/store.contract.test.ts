@@ -66,6 +66,24 @@ function storeContract (name: string, makeStore: (t: Test) => RateLimitStore, sk
         Array.from({ length: 60 }, (_, i) => i + 1), 'each admitted request saw its own count')
     })
 
+    await t.test('credits: a counter per version in one window name, a window that never ends, and peek', async (t) => {
+      const store = makeStore(t)
+      const credits = (counter: string, limit: number): WindowRequest => ({ name: 'credits', counter, limit, start: 0, durationMs: Infinity })
+      const request = (counter: string, limit: number) => ({ keyId: 'c', windows: [...windows(T0, 10, 100), credits(counter, limit)], now: T0 })
+      t.same(await store.consume(request('v1', 1)), { allowed: true, counts: [1, 1, 1] })
+      t.same(await store.consume(request('v1', 1)), { allowed: false, counts: [1, 1, 1] }, 'credits refuse; the minute and hour were not counted')
+      t.same(await store.consume(request('v2', 1)), { allowed: true, counts: [2, 2, 1] }, 'another version counts apart; the rate windows go on')
+      const later = T0 + 7_200_000
+      t.same(await store.consume({ keyId: 'c', windows: [credits('v2', 2)], now: later }), { allowed: true, counts: [2] }, 'hours later, the count is still there')
+      t.ok(store.peek, 'the store can peek')
+      t.same(await store.peek!([
+        { keyId: 'c', windows: [credits('v1', 1), credits('v2', 2)], now: later },
+        { keyId: 'nobody', windows: [credits('v1', 1)], now: later },
+        { keyId: 'c', windows: windows(later, 10, 100), now: later }
+      ]), [[1, 2], [0], [0, 0]], 'counts as they are, 0 for counters not started, and nothing counted')
+      t.same(await store.consume({ keyId: 'c', windows: [credits('v2', 3)], now: later }), { allowed: true, counts: [3] })
+    })
+
     await t.test('several keys at once, a refusal among them: each request counted as if alone', async (t) => {
       const store = makeStore(t)
       const consume = async (keyId: string, perMinute: number) => await store.consume({ keyId, windows: windows(T0, perMinute, 10), now: T0 })
@@ -106,6 +124,28 @@ t.test('redis: counters expire with their window and share a hash tag', { skip: 
   const hourTtl = await client.pttl(`${keyPrefix}{ttl}:hour:${T0}`)
   t.ok(hourTtl > 3_585_000 && hourTtl <= 3_590_000, `the hour counter likewise (${hourTtl} ms)`)
   await client.del(...keys)
+})
+
+t.test('redis: credits counters share the hash tag; one that never ends does not expire, a refill period\'s does', { skip: needsRedis }, async (t) => {
+  const client = redisClient(t)
+  const keyPrefix = uniqueKeyPrefix()
+  const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
+  const dayStart = Date.UTC(2026, 2, 3)
+  await store.consume({
+    keyId: 'lin',
+    windows: [
+      { name: 'credits', counter: '1700000000000', limit: 5, start: 0, durationMs: Infinity },
+      { name: 'credits:day', counter: '1700000000001', limit: 5, start: dayStart, durationMs: 86_400_000 }
+    ],
+    now: T0
+  })
+  const forever = `${keyPrefix}{lin}:credits:0:1700000000000`
+  const daily = `${keyPrefix}{lin}:credits:day:${dayStart}:1700000000001`
+  t.same((await client.keys(`${keyPrefix}*`)).sort(), [forever, daily].sort())
+  t.equal(await client.pttl(forever), -1, 'no expiry: expiring it would hand the credits back')
+  const dailyTtl = await client.pttl(daily)
+  t.ok(dailyTtl > 43_195_000 && dailyTtl <= 43_205_000, `the day's counter lives to the day's end plus 5 s slack (${dailyTtl} ms)`)
+  await client.del(forever, daily)
 })
 
 t.test('redis: the requests of one event-loop turn share one script call, at most 100 to a call', { skip: needsRedis }, async (t) => {
