@@ -35,7 +35,8 @@ t.test('rotate with a grace period: a new text with every setting, the old one d
     limits: { perMinute: 7, perHour: 10_000 },
     expires: original.expires,
     rotationDue: false,
-    rotatingFrom: { identifier: original.identifier, sunset }
+    rotatingFrom: { identifier: original.identifier, sunset },
+    credits: null
   }, 'the same name, type, scopes, plan, limits and expiry; a new identifier')
 
   const old = await a.call(original.apiKey, 'GET', '/data')
