@@ -25,6 +25,7 @@ import { RedisRateLimitStore } from './ratelimit/redis.store.js'
 import type { RateLimitStore } from './ratelimit/store.js'
 import { createKeyRecordMapper } from './records/key-info.js'
 import { keyRoutes } from './routes/keys.routes.js'
+import { UsageCounter } from './usage/usage-counter.js'
 import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
@@ -58,6 +59,15 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     now: opts.now,
     log: fastify.log
   })
+  const usage = new UsageCounter({
+    db,
+    flushMs: opts.usageFlushMs,
+    // Lineages in use are about the live keys (rotation keeps the lineage); the margin covers
+    // keys made and deleted while the database is down. Each held lineage is a few dozen bytes.
+    maxLineages: Math.max(opts.cacheSize, opts.maxKeys) * 4,
+    now: opts.now,
+    log: fastify.log
+  })
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
   const api = createKeygateApi({
     db,
@@ -72,6 +82,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     rotateAfterDays: opts.rotateAfterDays,
     maxGracePeriodSeconds: opts.maxGracePeriodSeconds,
     now: opts.now,
+    flushUsage: async () => await usage.flush(),
     onDeleted: async (keyId) => await verifiedKeys.deleted(keyId),
     onChanged: async (keyId) => await verifiedKeys.changed(keyId)
   })
@@ -93,13 +104,18 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.addHook('onReady', async () => {
     for (const { setting, where } of notedRoutes(fastify) ?? []) routeConfigs.check(setting, where)
   })
-  // Close hooks run last-registered first: a renewal still reading finishes before the pool closes.
+  // Close hooks run last-registered first (avvio unshifts them): a renewal still reading finishes
+  // before the pool closes...
   fastify.addHook('onClose', async () => await verifiedKeys.idle())
+  fastify.addHook('onReady', async () => usage.start())
+  // ...and so does the last flush of usage: a clean shutdown writes what was counted.
+  fastify.addHook('onClose', async () => await usage.stop())
   fastify.addHook('onRequest', createAuthHook({
     authenticate: verifiedKeys.authenticate,
     limit: createLimiter({ store: rateLimitStore(opts, redis), now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
     headers: opts.headers,
     now: opts.now,
+    recordUse: usage.record,
     routeConfigs,
     log: fastify.log
   }))

@@ -18,6 +18,8 @@ export interface AuthHookDeps {
   limit: Limiter
   headers: HeaderStyle
   now: () => number
+  /** Counts an admitted request toward its lineage's usage: synchronous, no I/O (see usage/usage-counter.ts). */
+  recordUse: (lineage: string, at: number) => void
   /** Checks the `config.apiKey` of routes registered before the plugin, at their first request. */
   routeConfigs: RouteConfigs
   log: FastifyBaseLogger
@@ -36,7 +38,7 @@ type Scopes = readonly string[] | undefined
  * Callback style, and synchronous when the key and its counters are in this process: the hot
  * path makes no promise at all. A hook that answers does not call `done`.
  */
-export function createAuthHook ({ authenticate, limit, headers, now, routeConfigs, log }: AuthHookDeps) {
+export function createAuthHook ({ authenticate, limit, headers, now, recordUse, routeConfigs, log }: AuthHookDeps) {
   /** Routes whose bad setting was logged already: once each is enough. */
   const reported = new Set<string>()
   // An outage answers every request 503; the log needs to hear of it once a minute, not per request.
@@ -65,13 +67,16 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
     }
   }
 
-  function permit (reply: FastifyReply, done: Done, key: CachedKey['key'], needed: Scopes, decision: RateLimitDecision | null): void {
+  function permit (reply: FastifyReply, done: Done, entry: CachedKey, needed: Scopes, decision: RateLimitDecision | null): void {
+    const at = now()
     if (decision !== null) {
-      setRateLimitHeaders(reply, decision, headers, now())
+      setRateLimitHeaders(reply, decision, headers, at)
       if (!decision.allowed) return void sendRateLimited(reply, decision.retryAfter)
     }
-    const missing = needed === undefined ? undefined : firstMissing(key.scopes, needed)
+    const missing = needed === undefined ? undefined : firstMissing(entry.key.scopes, needed)
     if (missing !== undefined) return void sendInsufficientScope(reply, missing)
+    // Only admitted requests count as usage: a refused one (401, 403, 429) is not counted.
+    recordUse(entry.lineage, at)
     done()
   }
 
@@ -88,9 +93,9 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
       return failed(request, reply, done, error)
     }
     if (isPromise(decision)) {
-      decision.then((counted) => permit(reply, done, key, needed, counted), (error) => failed(request, reply, done, error))
+      decision.then((counted) => permit(reply, done, entry, needed, counted), (error) => failed(request, reply, done, error))
     } else {
-      permit(reply, done, key, needed, decision)
+      permit(reply, done, entry, needed, decision)
     }
   }
 

@@ -18,12 +18,14 @@ t.test('POST /create returns the key once, with the documented fields', async (t
   const res = await call('POST', '/api/v1/keys/create', { name: 'my-api-key', keyFor: 'GCP' })
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.same(Object.keys(body), ['apiKey', 'name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom'])
+  t.same(Object.keys(body), ['apiKey', 'name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests'])
   t.match(body.apiKey, /^metlo_[0-9A-Za-z]{32}$/)
   t.equal(body.name, 'my-api-key')
   t.equal(body.identifier, `metlo.${body.apiKey.slice(6, 14)}`)
   t.equal(body.created, '2026-03-03T12:00:01.000Z')
   t.equal(body.for, 'GCP')
+  t.equal(body.lastUsed, null, 'a new key has not been used')
+  t.equal(body.requests, 0)
 
   const defaults = (await call('POST', '/api/v1/keys/create', { name: 'plain' })).json()
   t.equal(defaults.for, 'GENERIC', 'keyFor defaults to GENERIC')
@@ -52,7 +54,7 @@ t.test('GET /list: every live key, oldest first, metadata only', async (t) => {
     '2026-03-03T12:00:00.000Z', '2026-03-03T12:01:00.000Z', '2026-03-03T12:02:00.000Z', '2026-03-03T12:03:00.000Z'
   ])
   for (const key of list) {
-    t.same(Object.keys(key), ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom'])
+    t.same(Object.keys(key), ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests'])
     t.match(key.identifier, /^metlo\.[0-9A-Za-z]{8}$/)
     t.match(key.created, ISO_UTC)
   }
