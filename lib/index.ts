@@ -149,7 +149,7 @@ function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis:
 export const keygate: FastifyPluginAsync<KeygateOptions> = fp(keygatePlugin, { fastify: '5.x', name: 'fastify-keygate' })
 export default keygate
 
-export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, DeleteKeyOptions, KeygateApi, KeyInfo, RotateKeyInput, UpdateKeyInput } from './api/keygate-api.js'
+export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, DeleteKeyOptions, KeygateApi, KeyInfo, KeyUsage, RotateKeyInput, UpdateKeyInput, UsageOptions } from './api/keygate-api.js'
 export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
 export type { KeyType } from './db/schema.js'
