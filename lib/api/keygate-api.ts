@@ -31,7 +31,7 @@ import {
   markDeleted,
   updateKeys
 } from '../repositories/api-key.repository.js'
-import { dailyUsage } from '../repositories/usage.repository.js'
+import { dailyUsage, lockTotalsForCopy } from '../repositories/usage.repository.js'
 import {
   type CreateKeyChoices,
   createKeyBodySchema,
@@ -343,6 +343,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       const { key, hash } = await drawKey(current.prefix)
       const at = now()
       const rotated = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
+        // The new row starts with the old one's usage totals: no flush may add to them meanwhile.
+        await lockTotalsForCopy(trx)
         const old = await findLiveKeyForUpdate(trx, name)
         if (old === undefined) throw new KeyNotFoundError(name)
         if (options.requestedBy !== undefined) scopesWithinCaller(options.requestedBy, old.scopes)

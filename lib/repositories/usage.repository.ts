@@ -19,6 +19,23 @@ export interface LineageTotal {
   lastUsed: Date
 }
 
+// A flush adds to every row of a lineage, and a rotation copies the old row's totals into a new
+// row. Were a flush to start while a rotation holds the old row, its UPDATE would wait for that
+// row, then add to it alone: the new row, committed after the UPDATE's snapshot, would miss the
+// count. So a rotation holds this lock exclusively and flushes hold it shared (flushes of several
+// instances do not wait for each other).
+const TOTALS_LOCK = 'fastify-keygate:usage-totals'
+
+/** Taken first in a flush: waits for a rotation copying totals to commit. */
+export async function lockTotalsForFlush (trx: Transaction<KeygateDatabase>): Promise<void> {
+  await sql`select pg_advisory_xact_lock_shared(hashtext(${TOTALS_LOCK}))`.execute(trx)
+}
+
+/** Taken first in a rotation, which copies a row's totals: no flush adds to them meanwhile. */
+export async function lockTotalsForCopy (trx: Transaction<KeygateDatabase>): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${TOTALS_LOCK}))`.execute(trx)
+}
+
 // Arrays bound as three parameters whatever the number of keys: a flush of 40,000 lineages stays
 // one statement each, far below PostgreSQL's 65,535 parameters.
 

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { KeygateDatabase } from '../db/schema.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
-import { addDailyUsage, addKeyTotals, type DayCount, type LineageTotal } from '../repositories/usage.repository.js'
+import { addDailyUsage, addKeyTotals, type DayCount, type LineageTotal, lockTotalsForFlush } from '../repositories/usage.repository.js'
 
 const DAY_MS = 86_400_000
 
@@ -114,6 +114,7 @@ export class UsageCounter {
     days.sort((a, b) => a.lineage === b.lineage ? (a.day < b.day ? -1 : 1) : (a.lineage < b.lineage ? -1 : 1))
     try {
       await this.options.db.transaction().execute(async (trx) => {
+        await lockTotalsForFlush(trx)
         await addDailyUsage(trx, days)
         await addKeyTotals(trx, totals)
       })

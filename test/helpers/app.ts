@@ -44,8 +44,8 @@ export interface CountedWrite {
 }
 
 /**
- * The same database, counting the writes run on it (any statement that is not a SELECT: raw SQL
- * counts as a write, since the plugin cannot tell) and the transactions begun, on it or on what
+ * The same database, counting the writes run on it (any statement that is not a SELECT; raw SQL
+ * counts unless it starts with `select`) and the transactions begun, on it or on what
  * `withSchema` makes of it. `failing(true)` makes every write fail, as a database that is down would.
  */
 export function countingWrites (db: Kysely<any>) {
@@ -56,7 +56,8 @@ export function countingWrites (db: Kysely<any>) {
     transformQuery: (args) => {
       const node = args.node as any
       const kind = { InsertQueryNode: 'insert', UpdateQueryNode: 'update', DeleteQueryNode: 'delete', RawNode: 'raw' }[node.kind as string] as CountedWrite['kind'] | undefined
-      if (kind !== undefined) {
+      const rawSelect = kind === 'raw' && /^\s*select\b/i.test(node.sqlFragments?.[0] ?? '')
+      if (kind !== undefined && !rawSelect) {
         let table = node.into ?? node.table ?? node.from?.froms?.[0]
         if (table?.kind === 'AliasNode') table = table.node
         writes.push({ kind, table: table?.table?.identifier?.name ?? '' })

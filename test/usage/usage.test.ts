@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import t from 'tap'
 import keygate from '../../lib/index.js'
 import { buildAppWithDatabase, countingWrites, FAST_ARGON2, testClock } from '../helpers/app.js'
-import { DATABASE_URL, openTestDatabase } from '../helpers/database.js'
+import { DATABASE_URL, openTestDatabase, usingPostgres } from '../helpers/database.js'
 import { captureLogs } from '../helpers/log-capture.js'
 
 type Test = Parameters<typeof buildAppWithDatabase>[0]
@@ -208,4 +208,55 @@ t.test('refused requests are not counted: 401, 403 and 429', async (t) => {
   const all = await listed(app)
   t.equal(all.reader?.requests, 1)
   t.equal(all.limited?.requests, 2)
+})
+
+t.test('a flush during a rotation adds to the new row too', async (t) => {
+  const database = await openTestDatabase()
+  const clock = testClock()
+  // Holds a rotation right after it inserted the new row, its transaction still open.
+  let hold: { reached: () => void, release: Promise<void> } | undefined
+  const db = database.db.withPlugin({
+    transformQuery: (args) => args.node,
+    transformResult: async (args) => {
+      const gate = hold
+      if (gate !== undefined && args.result.numAffectedRows === 1n && args.queryId !== undefined) {
+        hold = undefined
+        gate.reached()
+        await gate.release
+      }
+      return args.result
+    }
+  })
+  const app = Fastify()
+  t.teardown(async () => {
+    await app.close()
+    await database.close()
+  })
+  await app.register(keygate, { db, schema: database.schema, argon2: FAST_ARGON2, now: clock.now })
+  host(app)
+  await app.ready()
+  const key = (await app.keygate.createKey({ name: 'k' })).apiKey
+  for (let i = 0; i < 3; i++) t.equal((await app.inject({ url: '/thing', headers: { authorization: `Bearer ${key}` } })).statusCode, 200)
+
+  let release = () => {}
+  const reached = new Promise<void>((resolve) => {
+    hold = { reached: resolve, release: new Promise<void>((resolve) => { release = resolve }) }
+  })
+  const rotation = app.keygate.rotateKey('k', { gracePeriodSeconds: 60 })
+  await reached
+  const flush = app.keygate.flushUsage()
+  // On PostgreSQL the flush waits in the database for the rotation (PGlite runs one transaction at
+  // a time, so there it waits for the connection): released once it does.
+  if (usingPostgres) {
+    for (let waiting = false; !waiting;) {
+      const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock'
+        and (query like '%pg_advisory_xact_lock_shared%' or query like ${`%${database.schema}%`})`.execute(database.db)
+      waiting = Number(rows[0]?.n) > 0
+    }
+  }
+  release()
+  const rotated = await rotation
+  await flush
+  t.same({ requests: rotated.requests, lastUsed: rotated.lastUsed }, { requests: 0, lastUsed: null }, 'the rotation copied the totals before the flush')
+  t.same((await listed(app)).k, { requests: 3, lastUsed: '2026-03-03T12:00:00.000Z' }, 'the flush reached the new row')
 })
