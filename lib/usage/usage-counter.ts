@@ -71,7 +71,8 @@ export class UsageCounter {
   /** Flushes every `flushMs` from now on; the timer never keeps the process alive. */
   start (): void {
     if (this.timer !== null) return
-    this.timer = setInterval(() => { void this.flush() }, this.options.flushMs)
+    // A tick during a slow flush is skipped rather than queued: the next tick writes what came in.
+    this.timer = setInterval(() => { if (this.flushing === null) void this.flush() }, this.options.flushMs)
     this.timer.unref()
   }
 
