@@ -25,6 +25,7 @@ import { RedisRateLimitStore } from './ratelimit/redis.store.js'
 import type { RateLimitStore } from './ratelimit/store.js'
 import { createKeyRecordMapper } from './records/key-info.js'
 import { keyRoutes } from './routes/keys.routes.js'
+import { UsageCounter } from './usage/usage-counter.js'
 import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
@@ -59,6 +60,15 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     log: fastify.log
   })
   const store = rateLimitStore(opts, redis)
+  const usage = new UsageCounter({
+    db,
+    flushMs: opts.usageFlushMs,
+    // Lineages in use are about the live keys (rotation keeps the lineage); the margin covers
+    // keys made and deleted while the database is down. Each held lineage is a few dozen bytes.
+    maxLineages: Math.max(opts.cacheSize, opts.maxKeys) * 4,
+    now: opts.now,
+    log: fastify.log
+  })
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
   const api = createKeygateApi({
     db,
@@ -74,6 +84,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     maxGracePeriodSeconds: opts.maxGracePeriodSeconds,
     now: opts.now,
     creditsLeft: createCreditsReader(store, opts.now),
+    flushUsage: async () => await usage.flush(),
     onDeleted: async (keyId) => await verifiedKeys.deleted(keyId),
     onChanged: async (keyId) => await verifiedKeys.changed(keyId)
   })
@@ -97,13 +108,18 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.addHook('onReady', async () => {
     for (const { setting, where } of notedRoutes(fastify) ?? []) routeConfigs.check(setting, where)
   })
-  // Close hooks run last-registered first: a renewal still reading finishes before the pool closes.
+  // Close hooks run last-registered first (avvio unshifts them): a renewal still reading finishes
+  // before the pool closes...
   fastify.addHook('onClose', async () => await verifiedKeys.idle())
+  fastify.addHook('onReady', async () => usage.start())
+  // ...and so does the last flush of usage: a clean shutdown writes what was counted.
+  fastify.addHook('onClose', async () => await usage.stop())
   fastify.addHook('onRequest', createAuthHook({
     authenticate: verifiedKeys.authenticate,
     limit: createLimiter({ store, now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
     headers: opts.headers,
     now: opts.now,
+    recordUse: usage.record,
     routeConfigs,
     log: fastify.log
   }))
@@ -137,7 +153,7 @@ function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis:
 export const keygate: FastifyPluginAsync<KeygateOptions> = fp(keygatePlugin, { fastify: '5.x', name: 'fastify-keygate' })
 export default keygate
 
-export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, CreditsInput, DeleteKeyOptions, KeyCredits, KeygateApi, KeyInfo, RotateKeyInput, UpdateKeyInput } from './api/keygate-api.js'
+export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, CreditsInput, DeleteKeyOptions, KeyCredits, KeygateApi, KeyInfo, KeyUsage, RotateKeyInput, UpdateKeyInput, UsageOptions } from './api/keygate-api.js'
 export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
 export type { KeyType } from './db/schema.js'

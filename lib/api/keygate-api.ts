@@ -8,6 +8,7 @@ import {
   ExpiryInvalidError,
   GracePeriodInvalidError,
   insufficientScope,
+  InvalidRequestError,
   KeyLimitReachedError,
   KeyNameTakenError,
   KeyNotFoundError,
@@ -20,7 +21,7 @@ import { type GeneratedKey, generateKey, keyIdentifier } from '../keys/key-text.
 import { effectiveLimits, hasLimits, type Limits, type Plan } from '../ratelimit/plans.js'
 import { creditsWindowAt } from '../ratelimit/credits.js'
 import type { CreditsReader } from '../ratelimit/limiter.js'
-import type { KeyCredits, KeyInfo, ToKeyRecord } from '../records/key-info.js'
+import type { KeyCredits, KeyInfo, KeyUsage, ToKeyRecord } from '../records/key-info.js'
 import { creditsOf } from '../records/lifecycle.js'
 import {
   type ApiKeyListing,
@@ -37,6 +38,7 @@ import {
   markDeleted,
   updateKeys
 } from '../repositories/api-key.repository.js'
+import { dailyUsage, lockTotalsForCopy } from '../repositories/usage.repository.js'
 import {
   type CreateKeyChoices,
   createKeyBodySchema,
@@ -50,7 +52,7 @@ import {
   updateKeyValidationError
 } from './create-key.schema.js'
 
-export type { KeyCredits, KeyInfo }
+export type { KeyCredits, KeyInfo, KeyUsage }
 
 /** Usage credits as create and update take them. */
 export interface CreditsInput {
@@ -133,6 +135,11 @@ export interface ChangeKeyOptions {
   requestedBy?: Caller
 }
 
+export interface UsageOptions {
+  /** How many days, ending today (UTC): an integer from 1 to 366. Default 30. */
+  days?: number
+}
+
 export interface CreatedKey extends KeyInfo {
   /** The full key. Returned here once and never again. */
   apiKey: string
@@ -154,6 +161,13 @@ export interface KeygateApi {
    * grace period, then gets 401. An earlier text still in its grace stops at once.
    */
   rotateKey (name: string, input?: RotateKeyInput, options?: ChangeKeyOptions): Promise<CreatedKey>
+  /**
+   * The requests per UTC day of the key with this name, across its rotations, as of the last usage
+   * flush of each instance. Any caller that may list keys may read any key's usage.
+   */
+  usage (name: string, options?: UsageOptions): Promise<KeyUsage>
+  /** Writes the usage this instance counted now, rather than at the next flush (every `usageFlushMs`, and at close). */
+  flushUsage (): Promise<void>
   /** Brings the plugin's tables up to date (run at startup unless `migrate: false`). */
   migrate (): Promise<void>
 }
@@ -175,6 +189,8 @@ export interface KeygateApiDeps {
   now: () => number
   /** What is left of credits now, from the rate-limit store. Default: as if none had been used this period. */
   creditsLeft?: CreditsReader
+  /** Writes this instance's usage counts now. */
+  flushUsage: () => Promise<void>
   /** Called after a delete (or a rotation without grace), so authentication forgets the key at once, everywhere. */
   onDeleted?: (keyId: string) => Promise<void>
   /** Called after an update (or a rotation with grace), so authentication re-reads the key at its next request, everywhere. */
@@ -184,6 +200,15 @@ export interface KeygateApiDeps {
 // Eight characters of base62 make a collision rare; a few draws make it irrelevant.
 const MAX_ID_DRAWS = 5
 const DAY_MS = 86_400_000
+const DEFAULT_USAGE_DAYS = 30
+// A year, leap day included.
+export const MAX_USAGE_DAYS = 366
+export const USAGE_DAYS_INVALID = `days must be an integer from 1 to ${MAX_USAGE_DAYS}.`
+
+/** `YYYY-MM-DD` of a UTC day number (days since the epoch). */
+function isoDay (day: number): string {
+  return new Date(day * DAY_MS).toISOString().slice(0, 10)
+}
 
 export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
   const { db, hasher, choices, maxKeys, now, planOf, toKeyRecord } = deps
@@ -202,6 +227,9 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       ...toKeyRecord(row),
       rotationDue: at - row.created_at.getTime() >= deps.rotateAfterDays * DAY_MS,
       rotatingFrom: rotating ?? null,
+      lastUsed: row.last_used_at?.toISOString() ?? null,
+      // bigint: pg hands it over as a string. A number is exact up to 2^53 requests.
+      requests: Number(row.requests),
       credits: credits === null ? null : { remaining: left ?? credits.remaining, refill: credits.refill }
     }
   }
@@ -387,6 +415,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       const at = now()
       const rotated = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
         await lockKeyName(trx, name)
+        // The new row starts with the old one's usage totals: no flush may add to them meanwhile.
+        await lockTotalsForCopy(trx)
         const old = await findLiveKeyForUpdate(trx, name)
         if (old === undefined) throw new KeyNotFoundError(name)
         if (options.requestedBy !== undefined) scopesWithinCaller(options.requestedBy, old.scopes)
@@ -456,6 +486,24 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     await Promise.all(ids.map(async (id) => await deps.onDeleted?.(id)))
   }
 
+  async function usage (name: string, options: UsageOptions = {}): Promise<KeyUsage> {
+    checkedName(name)
+    const days = options.days ?? DEFAULT_USAGE_DAYS
+    if (!Number.isInteger(days) || days < 1 || days > MAX_USAGE_DAYS) throw new InvalidRequestError(USAGE_DAYS_INVALID)
+    const today = Math.floor(now() / DAY_MS)
+    const first = today - days + 1
+    const key = await whileAvailable(async () => (await listLiveKeys(db, { name }))[0])
+    if (key === undefined) throw new KeyNotFoundError(name)
+    // By lineage: the usage of the texts it was rotated from is its own.
+    const counted = new Map((await whileAvailable(() => dailyUsage(db, key.lineage, isoDay(first)))).map((row) => [row.day, row.requests]))
+    const answer: KeyUsage['days'] = []
+    for (let day = first; day <= today; day++) {
+      const date = isoDay(day)
+      answer.push({ date, requests: counted.get(date) ?? 0 })
+    }
+    return { name: key.name, identifier: keyIdentifier(key.prefix, key.id), days: answer }
+  }
+
   return {
     createKey,
     listKeys: async () => await listed({}),
@@ -463,6 +511,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     deleteKey,
     updateKey,
     rotateKey,
+    usage,
+    flushUsage: deps.flushUsage,
     migrate: () => whileAvailable(deps.migrate)
   }
 }

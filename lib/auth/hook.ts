@@ -18,6 +18,8 @@ export interface AuthHookDeps {
   limit: Limiter
   headers: HeaderStyle
   now: () => number
+  /** Counts an admitted request toward its lineage's usage: synchronous, no I/O (see usage/usage-counter.ts). */
+  recordUse: (lineage: string, at: number) => void
   /** Checks the `config.apiKey` of routes registered before the plugin, at their first request. */
   routeConfigs: RouteConfigs
   log: FastifyBaseLogger
@@ -45,7 +47,7 @@ export function verifiedKeyOf (request: FastifyRequest): CachedKey | null {
  * Callback style, and synchronous when the key and its counters are in this process: the hot
  * path makes no promise at all. A hook that answers does not call `done`.
  */
-export function createAuthHook ({ authenticate, limit, headers, now, routeConfigs, log }: AuthHookDeps) {
+export function createAuthHook ({ authenticate, limit, headers, now, recordUse, routeConfigs, log }: AuthHookDeps) {
   /** Routes whose bad setting was logged already: once each is enough. */
   const reported = new Set<string>()
   // An outage answers every request 503; the log needs to hear of it once a minute, not per request.
@@ -74,14 +76,17 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
     }
   }
 
-  function permit (reply: FastifyReply, done: Done, missing: string | undefined, decision: RateLimitDecision | null): void {
+  function permit (reply: FastifyReply, done: Done, lineage: string, missing: string | undefined, decision: RateLimitDecision | null): void {
+    const at = now()
     if (decision !== null) {
-      setRateLimitHeaders(reply, decision, headers, now())
+      setRateLimitHeaders(reply, decision, headers, at)
       if (!decision.allowed) {
         return void (decision.creditsExhausted ? sendCreditsExhausted(reply, decision.retryAfter) : sendRateLimited(reply, decision.retryAfter))
       }
     }
     if (missing !== undefined) return void sendInsufficientScope(reply, missing)
+    // Only admitted requests count as usage: a refused one (401, 403, 429) is not counted.
+    recordUse(lineage, at)
     done()
   }
 
@@ -101,9 +106,9 @@ export function createAuthHook ({ authenticate, limit, headers, now, routeConfig
       return failed(request, reply, done, error)
     }
     if (isPromise(decision)) {
-      decision.then((counted) => permit(reply, done, missing, counted), (error) => failed(request, reply, done, error))
+      decision.then((counted) => permit(reply, done, entry.lineage, missing, counted), (error) => failed(request, reply, done, error))
     } else {
-      permit(reply, done, missing, decision)
+      permit(reply, done, entry.lineage, missing, decision)
     }
   }
 

@@ -26,6 +26,13 @@ export interface KeyInfo extends KeyRecord {
   rotationDue: boolean
   /** The text this key was rotated from, while its grace period lasts; null otherwise. */
   rotatingFrom: { identifier: string, sunset: string } | null
+  /**
+   * ISO 8601, UTC: the key's latest admitted request, across rotations; null: none yet. As of the
+   * last usage flush (option `usageFlushMs`) of each instance.
+   */
+  lastUsed: string | null
+  /** Admitted requests in all, across rotations, as of the last usage flush. */
+  requests: number
   /** Usage credits: what is left now and how they refill; null when the key has none (unlimited). */
   credits: KeyCredits | null
 }
@@ -36,6 +43,14 @@ export interface KeyCredits {
   remaining: number
   /** At the start of each UTC day or month the credits left become `amount`; null: never. */
   refill: { amount: number, interval: CreditsInterval } | null
+}
+
+/** A key's requests per UTC day, as `GET {routePrefix}/:name/usage` answers them. */
+export interface KeyUsage {
+  name: string
+  identifier: string
+  /** Every day of the range, oldest first, ending today (UTC); days without requests have 0. */
+  days: Array<{ date: string, requests: number }>
 }
 
 /** `request.apiKey`: the key a request authenticated with. Deeply frozen. */

@@ -9,11 +9,11 @@ import {
   updateKeyBodySchema,
   updateKeyValidationError
 } from '../api/create-key.schema.js'
-import type { Caller, CreateKeyInput, KeygateApi, RotateKeyInput, UpdateKeyInput } from '../api/keygate-api.js'
+import { type Caller, type CreateKeyInput, type KeygateApi, type RotateKeyInput, type UpdateKeyInput, USAGE_DAYS_INVALID } from '../api/keygate-api.js'
 import { verifiedKeyOf } from '../auth/hook.js'
 import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
-import { GracePeriodInvalidError, InternalError, isKeygateError, RouteNotFoundError } from '../errors.js'
+import { GracePeriodInvalidError, InternalError, InvalidRequestError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
 
@@ -44,6 +44,8 @@ const keyInfoProperties = {
     required: ['identifier', 'sunset'],
     properties: { identifier: { type: 'string' }, sunset: { type: 'string', format: 'date-time' } }
   },
+  lastUsed: { type: ['string', 'null'], format: 'date-time' },
+  requests: { type: 'integer' },
   credits: {
     type: ['object', 'null'],
     required: ['remaining', 'refill'],
@@ -60,7 +62,7 @@ const keyInfoProperties = {
 
 const keyInfoSchema = {
   type: 'object',
-  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'credits'],
+  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'],
   properties: keyInfoProperties
 } as const
 
@@ -80,8 +82,33 @@ const errorSchema = {
   properties: { error: { type: 'string' }, message: { type: 'string' }, retry_after: { type: 'integer' } }
 } as const
 
+const keyUsageSchema = {
+  type: 'object',
+  required: ['name', 'identifier', 'days'],
+  properties: {
+    name: { type: 'string' },
+    identifier: { type: 'string' },
+    days: {
+      type: 'array',
+      items: { type: 'object', required: ['date', 'requests'], properties: { date: { type: 'string' }, requests: { type: 'integer' } } }
+    }
+  }
+} as const
+
 const DELETE_SUFFIX = '/delete'
 const ROTATE_SUFFIX = '/rotate'
+const USAGE_SUFFIX = '/usage'
+// Digits only, no sign, no leading zero: `days=1.5`, `days=+3` or `days=030` are refused, not rounded.
+const DAYS_TEXT = /^[1-9][0-9]{0,2}$/
+
+/** `?days=` as a number, undefined when absent; a bad value is a 400, never a silent default. */
+function daysOf (request: FastifyRequest): number | undefined {
+  const days = (request.query as Record<string, unknown>).days
+  if (days === undefined) return undefined
+  if (typeof days !== 'string' || !DAYS_TEXT.test(days)) throw new InvalidRequestError(USAGE_DAYS_INVALID)
+  // The range itself (1 to 366) is the API's to check.
+  return Number(days)
+}
 
 /** The key name before `suffix` in a wildcard path, or undefined when the path is not `<name><suffix>`. */
 function nameBefore (request: FastifyRequest, suffix: string): string | undefined {
@@ -101,7 +128,7 @@ function callerOf (request: FastifyRequest): Caller {
   return { scopes, limits, expires, credits: entry.credits === null ? null : { remaining: entry.credits.remaining, refill: entry.credits.refill } }
 }
 
-/** The four management routes of the Metlo API. */
+/** The management routes: the four of the Metlo API, update, rotate and usage. */
 export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGracePeriodSeconds }: KeyRoutesOptions): Promise<void> {
   // Strict, like keygate.createKey: no coercion, unknown properties refused (Fastify's default drops them).
   const ajv = createStrictAjv()
@@ -141,6 +168,17 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
     config: canRead,
     schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
   }, async () => await api.listOnboardingKeys())
+
+  // GET {prefix}/:name/usage?days=30, a wildcard for the same reason as delete (below); the
+  // static /list and /onboarding keep priority. Any key that may list keys may read any key's usage.
+  fastify.get('/*', {
+    config: canRead,
+    schema: { response: { 200: keyUsageSchema, '4xx': errorSchema } }
+  }, async (request, reply) => {
+    const name = nameBefore(request, USAGE_SUFFIX)
+    if (name === undefined) return reply.callNotFound()
+    return await api.usage(name, { days: daysOf(request) })
+  })
 
   // A wildcard rather than `/:name/delete`: router parameters stop at 100 characters by default,
   // and names may be 128 characters (more once URL-encoded) or contain a slash.

@@ -55,6 +55,7 @@ t.test('a drawn key id already taken means a new draw; five taken ones fail', as
   const api = createKeygateApi({
     db: database.db.withSchema(database.schema),
     migrate: async () => {},
+    flushUsage: async () => {},
     hasher,
     choices: { prefixes: ['metlo'], grantableScopes: ['*'], plans: ['free'] },
     defaultPlan: 'free',

@@ -37,6 +37,54 @@ export function countingSelects (db: Kysely<any>) {
   return { db: counted, selects: () => selects }
 }
 
+/** A write as the database sees it: the statement's kind and its table. */
+export interface CountedWrite {
+  kind: 'insert' | 'update' | 'delete' | 'raw'
+  table: string
+}
+
+/**
+ * The same database, counting the writes run on it (any statement that is not a SELECT; raw SQL
+ * counts unless it starts with `select`) and the transactions begun, on it or on what
+ * `withSchema` makes of it. `failing(true)` makes every write fail, as a database that is down would.
+ */
+export function countingWrites (db: Kysely<any>) {
+  const writes: CountedWrite[] = []
+  let transactions = 0
+  let failing = false
+  const counted = db.withPlugin({
+    transformQuery: (args) => {
+      const node = args.node as any
+      const kind = { InsertQueryNode: 'insert', UpdateQueryNode: 'update', DeleteQueryNode: 'delete', RawNode: 'raw' }[node.kind as string] as CountedWrite['kind'] | undefined
+      const rawSelect = kind === 'raw' && /^\s*select\b/i.test(node.sqlFragments?.[0] ?? '')
+      if (kind !== undefined && !rawSelect) {
+        let table = node.into ?? node.table ?? node.from?.froms?.[0]
+        if (table?.kind === 'AliasNode') table = table.node
+        writes.push({ kind, table: table?.table?.identifier?.name ?? '' })
+        if (failing) throw new Error('the database is down (test)')
+      }
+      return args.node
+    },
+    transformResult: async (args) => args.result
+  })
+  // Kysely keeps its state in private fields: methods run on the real instance.
+  const watch = (instance: Kysely<any>): Kysely<any> => new Proxy(instance, {
+    get (target, property) {
+      if (property === 'withSchema') return (schema: string) => watch(target.withSchema(schema))
+      if (property === 'transaction') return () => { transactions++; return target.transaction() }
+      const value = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  return {
+    db: watch(counted),
+    writes: () => [...writes],
+    transactions: () => transactions,
+    failing: (on: boolean) => { failing = on },
+    reset: () => { writes.length = 0; transactions = 0 }
+  }
+}
+
 export interface BuildOptions {
   keygate?: Partial<KeygateOptions>
   fastify?: FastifyServerOptions

@@ -18,12 +18,14 @@ t.test('POST /create returns the key once, with the documented fields', async (t
   const res = await call('POST', '/api/v1/keys/create', { name: 'my-api-key', keyFor: 'GCP' })
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.same(Object.keys(body), ['apiKey', 'name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'credits'])
+  t.same(Object.keys(body), ['apiKey', 'name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'])
   t.match(body.apiKey, /^metlo_[0-9A-Za-z]{32}$/)
   t.equal(body.name, 'my-api-key')
   t.equal(body.identifier, `metlo.${body.apiKey.slice(6, 14)}`)
   t.equal(body.created, '2026-03-03T12:00:01.000Z')
   t.equal(body.for, 'GCP')
+  t.equal(body.lastUsed, null, 'a new key has not been used')
+  t.equal(body.requests, 0)
 
   const defaults = (await call('POST', '/api/v1/keys/create', { name: 'plain' })).json()
   t.equal(defaults.for, 'GENERIC', 'keyFor defaults to GENERIC')
@@ -52,7 +54,7 @@ t.test('GET /list: every live key, oldest first, metadata only', async (t) => {
     '2026-03-03T12:00:00.000Z', '2026-03-03T12:01:00.000Z', '2026-03-03T12:02:00.000Z', '2026-03-03T12:03:00.000Z'
   ])
   for (const key of list) {
-    t.same(Object.keys(key), ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'credits'])
+    t.same(Object.keys(key), ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'])
     t.match(key.identifier, /^metlo\.[0-9A-Za-z]{8}$/)
     t.match(key.created, ISO_UTC)
   }
@@ -206,4 +208,82 @@ t.test('routePrefix and routes: false', async (t) => {
   const none = await setup(t, { keygate: { routes: false } })
   t.equal((await none.call('GET', '/api/v1/keys/list')).statusCode, 404)
   t.equal((await none.app.keygate.listKeys()).length, 1, 'the programmatic API still works')
+})
+
+t.test('GET /:name/usage: every day of the range, oldest first, ending today (UTC)', async (t) => {
+  const { app, call, clock } = await setup(t)
+  const names = ['slash/inside', 'x'.repeat(128), 'with space']
+  const created = []
+  for (const name of names) created.push(await app.keygate.createKey({ name }))
+  const key = created[0]?.apiKey as string
+  for (let i = 0; i < 2; i++) t.equal((await app.inject({ url: '/api/v1/keys/list', headers: { authorization: `Bearer ${key}` } })).statusCode, 200)
+  clock.advance(24 * 3_600_000)
+  t.equal((await app.inject({ url: '/api/v1/keys/list', headers: { authorization: `Bearer ${key}` } })).statusCode, 200)
+  await app.keygate.flushUsage()
+
+  const res = await call('GET', `/api/v1/keys/${encodeURIComponent('slash/inside')}/usage?days=4`)
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['content-type'], 'application/json; charset=utf-8')
+  t.same(res.json(), {
+    name: 'slash/inside',
+    identifier: created[0]?.identifier,
+    days: [
+      { date: '2026-03-01', requests: 0 },
+      { date: '2026-03-02', requests: 0 },
+      { date: '2026-03-03', requests: 2 },
+      { date: '2026-03-04', requests: 1 }
+    ]
+  })
+  const unencoded = await call('GET', '/api/v1/keys/slash/inside/usage?days=4')
+  t.same(unencoded.json(), res.json(), 'a slash in the name may also be sent as it is')
+
+  const month = (await call('GET', `/api/v1/keys/${'x'.repeat(128)}/usage`)).json()
+  t.equal(month.days.length, 30, '30 days by default')
+  t.same([month.days[0], month.days[29]], [{ date: '2026-02-03', requests: 0 }, { date: '2026-03-04', requests: 0 }])
+  const year = (await call('GET', '/api/v1/keys/with%20space/usage?days=366')).json()
+  t.same([year.days.length, year.days[0].date], [366, '2025-03-04'])
+
+  const listed = (await call('GET', '/api/v1/keys/list')).json()
+  t.same(listed.map((k: { name: string, requests: number, lastUsed: string | null }) => [k.name, k.requests, k.lastUsed]), [
+    ['admin', 0, null],
+    ['slash/inside', 3, '2026-03-04T12:00:00.000Z'],
+    ['x'.repeat(128), 0, null],
+    ['with space', 0, null]
+  ], 'listings carry the totals as of the last flush: the admin\'s reads are not written yet')
+})
+
+t.test('GET /:name/usage refuses: unknown names 404, bad days 400, no keys:read 403', async (t) => {
+  const { app, call } = await setup(t)
+  const missing = await call('GET', '/api/v1/keys/nobody/usage')
+  t.equal(missing.statusCode, 404)
+  t.same(missing.json(), { error: 'key_not_found', message: 'Did not find any matching keys for nobody' })
+  await app.keygate.createKey({ name: 'gone' })
+  await app.keygate.deleteKey('gone')
+  t.same((await call('GET', '/api/v1/keys/gone/usage')).json(), { error: 'key_not_found', message: 'Did not find any matching keys for gone' }, 'a deleted key has no usage to show')
+
+  for (const days of ['0', '367', 'abc', '1.5', '', '-1', '+3', '030', '1e2', '30&days=31']) {
+    const res = await call('GET', `/api/v1/keys/admin/usage?days=${days}`)
+    t.equal(res.statusCode, 400, days)
+    t.same(res.json(), { error: 'invalid_request', message: 'days must be an integer from 1 to 366.' }, days)
+  }
+  await t.rejects(app.keygate.usage('admin', { days: 2.5 }), { code: 'FST_KEYGATE_INVALID_REQUEST', statusCode: 400 })
+
+  const unknown = await call('GET', '/api/v1/keys/admin/usages')
+  t.equal(unknown.statusCode, 404)
+  t.same(unknown.json(), { error: 'not_found', message: 'Route GET /api/v1/keys/admin/usages not found.' })
+  t.equal((await call('GET', '/api/v1/keys//usage')).statusCode, 404, 'an empty name is no route')
+
+  const writer = (await app.keygate.createKey({ name: 'writer', scopes: ['keys:write'] })).apiKey
+  const refused = await app.inject({ url: '/api/v1/keys/admin/usage', headers: { authorization: `Bearer ${writer}` } })
+  t.equal(refused.statusCode, 403)
+  t.same(refused.json(), { error: 'insufficient_scope', message: 'API key lacks required permission: keys:read' })
+  const anonymous = await app.inject({ url: '/api/v1/keys/admin/usage' })
+  t.equal(anonymous.statusCode, 401)
+  t.same(anonymous.json(), { error: 'unauthorized', message: 'Client unauthorized' })
+
+  // A reader may read any key's usage, even of a key holding more than it does.
+  const reader = (await app.keygate.createKey({ name: 'reader', scopes: ['keys:read'] })).apiKey
+  const read = await app.inject({ url: '/api/v1/keys/admin/usage?days=1', headers: { authorization: `Bearer ${reader}` } })
+  t.equal(read.statusCode, 200)
+  t.same(read.json().days, [{ date: '2026-03-03', requests: 0 }])
 })
