@@ -36,6 +36,8 @@ t.test('rotate with a grace period: a new text with every setting, the old one d
     expires: original.expires,
     rotationDue: false,
     rotatingFrom: { identifier: original.identifier, sunset },
+    lastUsed: null,
+    requests: 0,
     credits: null
   }, 'the same name, type, scopes, plan, limits and expiry; a new identifier')
 

@@ -32,8 +32,10 @@ t.test('PATCH changes the key and answers its listing shape; the next request se
     expires: '2027-01-01T00:00:00.000Z',
     rotationDue: false,
     rotatingFrom: null,
+    lastUsed: null,
+    requests: 0,
     credits: null
-  }, 'the same key (identifier, created) with the changes')
+  }, 'the same key (identifier, created) with the changes (usage as of the last flush: none yet)')
   t.equal(JSON.stringify(res.json()).includes(created.apiKey), false, 'never the key')
 
   const after = await a.call(created.apiKey, 'POST', '/v1/connectors')
