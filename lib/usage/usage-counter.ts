@@ -34,25 +34,28 @@ export interface UsageCounterOptions {
  * loses what was counted since the last flush; a flush that fails keeps its counts for the next.
  */
 export class UsageCounter {
-  private counts = new Map<string, LineageCount>()
-  private flushing: Promise<void> | null = null
-  private timer: NodeJS.Timeout | null = null
+  #counts = new Map<string, LineageCount>()
+  #flushing: Promise<void> | null = null
+  #timer: NodeJS.Timeout | null = null
   // Once a minute each at most: a database that is down would otherwise log at every flush.
-  private readonly warnFailed: Warn
-  private readonly warnFull: Warn
+  readonly #warnFailed: Warn
+  readonly #warnFull: Warn
 
-  constructor (private readonly options: UsageCounterOptions) {
-    this.warnFailed = throttledWarning(options.log, options.now)
-    this.warnFull = throttledWarning(options.log, options.now)
+  readonly #options: UsageCounterOptions
+
+  constructor (options: UsageCounterOptions) {
+    this.#options = options
+    this.#warnFailed = throttledWarning(options.log, options.now)
+    this.#warnFull = throttledWarning(options.log, options.now)
   }
 
   /** One admitted request of this lineage at `at`: the hot path, a Map lookup and an increment. */
   readonly record = (lineage: string, at: number): void => {
     const day = Math.floor(at / DAY_MS)
-    const count = this.counts.get(lineage)
+    const count = this.#counts.get(lineage)
     if (count === undefined) {
-      if (this.isFull()) return
-      this.counts.set(lineage, { day, requests: 1, earlier: null, lastUsed: at })
+      if (this.#isFull()) return
+      this.#counts.set(lineage, { day, requests: 1, earlier: null, lastUsed: at })
       return
     }
     if (at > count.lastUsed) count.lastUsed = at
@@ -65,21 +68,21 @@ export class UsageCounter {
 
   /** Lineages with counts not yet written. */
   get pending (): number {
-    return this.counts.size
+    return this.#counts.size
   }
 
   /** Flushes every `flushMs` from now on; the timer never keeps the process alive. */
   start (): void {
-    if (this.timer !== null) return
+    if (this.#timer !== null) return
     // A tick during a slow flush is skipped rather than queued: the next tick writes what came in.
-    this.timer = setInterval(() => { if (this.flushing === null) void this.flush() }, this.options.flushMs)
-    this.timer.unref()
+    this.#timer = setInterval(() => { if (this.#flushing === null) void this.flush() }, this.#options.flushMs)
+    this.#timer.unref()
   }
 
   /** Stops the timer and writes what is left: a clean shutdown loses nothing. */
   async stop (): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer)
-    this.timer = null
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
     await this.flush()
   }
 
@@ -89,16 +92,16 @@ export class UsageCounter {
    * logged (once a minute at most) and its counts wait for the next flush.
    */
   async flush (): Promise<void> {
-    while (this.flushing !== null) await this.flushing
-    if (this.counts.size === 0) return
+    while (this.#flushing !== null) await this.#flushing
+    if (this.#counts.size === 0) return
     // Taken out before writing: requests during the write count toward the next flush.
-    const taken = this.counts
-    this.counts = new Map()
-    this.flushing = this.write(taken).finally(() => { this.flushing = null })
-    await this.flushing
+    const taken = this.#counts
+    this.#counts = new Map()
+    this.#flushing = this.#write(taken).finally(() => { this.#flushing = null })
+    await this.#flushing
   }
 
-  private async write (taken: Map<string, LineageCount>): Promise<void> {
+  async #write (taken: Map<string, LineageCount>): Promise<void> {
     const days: DayCount[] = []
     const totals: LineageTotal[] = []
     // In lineage order, so instances flushing at once lock usage rows in the same order.
@@ -114,24 +117,24 @@ export class UsageCounter {
     }
     days.sort((a, b) => a.lineage === b.lineage ? (a.day < b.day ? -1 : 1) : (a.lineage < b.lineage ? -1 : 1))
     try {
-      await this.options.db.transaction().execute(async (trx) => {
+      await this.#options.db.transaction().execute(async (trx) => {
         await lockTotalsForFlush(trx)
         await addDailyUsage(trx, days)
         await addKeyTotals(trx, totals)
       })
     } catch (error) {
-      this.putBack(taken)
-      this.warnFailed(error, 'keygate: writing key usage failed; the counts are kept for the next flush')
+      this.#putBack(taken)
+      this.#warnFailed(error, 'keygate: writing key usage failed; the counts are kept for the next flush')
     }
   }
 
   /** The counts of a failed flush, merged into what was counted since. */
-  private putBack (taken: Map<string, LineageCount>): void {
+  #putBack (taken: Map<string, LineageCount>): void {
     for (const [lineage, old] of taken) {
-      const count = this.counts.get(lineage)
+      const count = this.#counts.get(lineage)
       if (count === undefined) {
-        if (this.isFull()) continue
-        this.counts.set(lineage, old)
+        if (this.#isFull()) continue
+        this.#counts.set(lineage, old)
         continue
       }
       if (old.lastUsed > count.lastUsed) count.lastUsed = old.lastUsed
@@ -145,9 +148,9 @@ export class UsageCounter {
    * is not counted (its requests are dropped from usage; they are still served) until a flush
    * succeeds. Lineages already held keep counting.
    */
-  private isFull (): boolean {
-    if (this.counts.size < this.options.maxLineages) return false
-    this.warnFull(undefined, `keygate: usage of more than ${this.options.maxLineages} keys is waiting to be written; requests of other keys are not counted until a flush succeeds`)
+  #isFull (): boolean {
+    if (this.#counts.size < this.#options.maxLineages) return false
+    this.#warnFull(undefined, `keygate: usage of more than ${this.#options.maxLineages} keys is waiting to be written; requests of other keys are not counted until a flush succeeds`)
     return true
   }
 }
