@@ -264,7 +264,8 @@ export class VerifiedKeys {
   #entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
     return {
       key: Object.freeze({ id: row.id, ...this.#options.toKeyRecord(row) }),
-      lineage: row.lineage,
+      // Most keys were never rotated: their lineage is their id, held once.
+      lineage: row.lineage === row.id ? row.id : row.lineage,
       notAfter: notAfterOf(row),
       deprecation: deprecationOf(row),
       credits: creditsOf(row),
