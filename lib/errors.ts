@@ -40,6 +40,11 @@ export const KeyRenameTakenError = createError<[string]>(
   'Can not rename key to %s: a live key has that name',
   400
 )
+export const OwnerInvalidError = createError<[string]>(
+  'FST_KEYGATE_OWNER_INVALID',
+  'owner must be a user id of 1 to 128 characters without control characters%s.',
+  400
+)
 export const KeyForInvalidError = createError(
   'FST_KEYGATE_KEY_FOR_INVALID',
   'The key must be for one of the following: GCP, AWS, GENERIC, ONBOARDING',

@@ -79,6 +79,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     planOf,
     toKeyRecord,
     maxKeys: opts.maxKeys,
+    lockSpace: opts.schema ?? '',
     maxLifetimeDays: opts.maxLifetimeDays,
     rotateAfterDays: opts.rotateAfterDays,
     maxGracePeriodSeconds: opts.maxGracePeriodSeconds,
@@ -153,7 +154,8 @@ function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis:
 export const keygate: FastifyPluginAsync<KeygateOptions> = fp(keygatePlugin, { fastify: '5.x', name: 'fastify-keygate' })
 export default keygate
 
-export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, CreditsInput, DeleteKeyOptions, KeyCredits, KeygateApi, KeyInfo, KeyUsage, RotateKeyInput, UpdateKeyInput, UsageOptions } from './api/keygate-api.js'
+export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, CreditsInput, DeleteKeyOptions, KeyCredits, KeygateApi, KeyInfo, KeyUsage, ListKeysOptions, RotateKeyInput, TenantOptions, UpdateKeyInput, UsageOptions } from './api/keygate-api.js'
+export { DEFAULT_TENANT } from './api/keygate-api.js'
 export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
 export type { KeyType } from './db/schema.js'

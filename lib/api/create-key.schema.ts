@@ -9,6 +9,7 @@ import {
   KeyNameInvalidError,
   KeyNameRequiredError,
   KeyPrefixInvalidError,
+  OwnerInvalidError,
   PlanInvalidError,
   RateLimitInvalidError,
   ScopeInvalidError
@@ -41,8 +42,8 @@ export interface CreateKeyChoices {
   plans: readonly string[]
 }
 
-const CREATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt, credits, keyFor, prefix, expiresInDays'
-const UPDATE_PROPERTIES = 'name, scopes, plan, rateLimit, expiresAt, credits'
+const CREATE_PROPERTIES = 'name, owner, scopes, plan, rateLimit, expiresAt, credits, keyFor, prefix, expiresInDays'
+const UPDATE_PROPERTIES = 'name, owner, scopes, plan, rateLimit, expiresAt, credits'
 
 const positiveInteger = { type: 'integer', minimum: 1, maximum: 2_147_483_647 } as const
 // A date and a time with its zone, as JSON dates are written; Date.parse then rules out 2027-02-31.
@@ -67,6 +68,7 @@ export function parseDateTime (text: string): Date | undefined {
 function keyFields ({ grantableScopes, plans }: CreateKeyChoices) {
   return {
     name: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN },
+    owner: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN },
     scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: [...grantableScopes] } },
     plan: { type: 'string', enum: [...plans] },
     rateLimit: {
@@ -117,6 +119,7 @@ export function updateKeyBodySchema (choices: CreateKeyChoices) {
     minProperties: 1,
     properties: {
       ...fields,
+      owner: { ...fields.owner, type: ['string', 'null'] },
       rateLimit: { ...fields.rateLimit, type: ['object', 'null'] },
       expiresAt: { ...fields.expiresAt, type: ['string', 'null'] },
       credits: { ...fields.credits, type: ['object', 'null'] }
@@ -172,6 +175,8 @@ export function createKeyValidationError (body: unknown, errors: readonly ErrorO
       return new CreditsInvalidError(allowed === UPDATE_PROPERTIES ? ', or null to remove them' : '')
     case 'expiresInDays':
       return new ExpiryInvalidError('expiresInDays must be a whole number of days, 1 or more.')
+    case 'owner':
+      return new OwnerInvalidError(allowed === UPDATE_PROPERTIES ? ', or null for a service account' : '')
   }
   if (first.keyword === 'additionalProperties') {
     return new InvalidRequestError(`Unknown property in request body. Allowed: ${allowed}.`)

@@ -30,6 +30,7 @@ import {
   findLiveKeyForUpdate,
   insertKey,
   type KeyChanges,
+  type KeySpace,
   listLiveKeys,
   listRotatingKeys,
   liveNameExists,
@@ -62,9 +63,19 @@ export interface CreditsInput {
   refill?: { amount: number, interval: 'day' | 'month' }
 }
 
+/** The tenant a key belongs to when none is named. */
+export const DEFAULT_TENANT = 'default'
+
 export interface CreateKeyInput {
-  /** Unique among live keys; 1 to 128 characters, no control characters. */
+  /** Unique among the tenant's live keys; 1 to 128 characters, no control characters. */
   name: string
+  /**
+   * The tenant the key belongs to, chosen by the host (1 to 128 characters). Default `default`.
+   * Code only: the routes create keys in the caller's tenant, and refuse this field.
+   */
+  tenant?: string
+  /** The host's user id of the key's owner, 1 to 128 characters. Default: none, a service account. */
+  owner?: string
   /** Default `GENERIC`. */
   keyFor?: KeyType
   /** One of the configured prefixes. Default: the first configured prefix. */
@@ -89,6 +100,8 @@ export interface CreateKeyInput {
  */
 export interface UpdateKeyInput {
   name?: string
+  /** `null`: no owner, a service account. */
+  owner?: string | null
   scopes?: string[]
   plan?: string
   rateLimit?: Partial<Limits> | null
@@ -103,6 +116,8 @@ export interface RotateKeyInput {
 
 /** The key a management call acts for. Management never exceeds its caller. */
 export interface Caller {
+  /** The caller's tenant: every call it makes acts there, whatever tenant the call names. Default `default`. */
+  tenant?: string
   scopes: readonly string[]
   limits: Limits
   /** ISO 8601; a caller without `*` cannot make a key outlive it. Default: never expires. */
@@ -114,6 +129,11 @@ export interface Caller {
   credits?: KeyCredits | null
 }
 
+/** Which tenant's keys a call acts on: the caller's when there is one, else `tenant`, else `default`. */
+export interface TenantOptions {
+  tenant?: string
+}
+
 export interface CreateKeyOptions {
   /**
    * The key asking for the new one: it cannot grant a permission it lacks, nor, without `*`, a
@@ -122,12 +142,12 @@ export interface CreateKeyOptions {
   requestedBy?: Caller
 }
 
-export interface DeleteKeyOptions {
+export interface DeleteKeyOptions extends TenantOptions {
   /** The key asking for the delete: it may delete only keys whose permissions it holds (403). */
   requestedBy?: Caller
 }
 
-export interface ChangeKeyOptions {
+export interface ChangeKeyOptions extends TenantOptions {
   /**
    * The key asking for the update or rotation: it may change only keys whose permissions it
    * holds, and an update stays within them as a create does (403).
@@ -135,7 +155,16 @@ export interface ChangeKeyOptions {
   requestedBy?: Caller
 }
 
-export interface UsageOptions {
+export interface ListKeysOptions extends TenantOptions {
+  /** The key listing: its tenant is the one listed. */
+  requestedBy?: Caller
+  /** Only the keys of this owner. */
+  owner?: string
+}
+
+export interface UsageOptions extends TenantOptions {
+  /** The key asking: its tenant is the one read. */
+  requestedBy?: Caller
   /** How many days, ending today (UTC): an integer from 1 to 366. Default 30. */
   days?: number
 }
@@ -148,10 +177,10 @@ export interface CreatedKey extends KeyInfo {
 /** `fastify.keygate`: what the management routes call, for hosts that provision keys from code. */
 export interface KeygateApi {
   createKey (input: CreateKeyInput, options?: CreateKeyOptions): Promise<CreatedKey>
-  /** Every live key, oldest first. */
-  listKeys (): Promise<KeyInfo[]>
-  /** Live ONBOARDING keys, newest first. */
-  listOnboardingKeys (): Promise<KeyInfo[]>
+  /** Every live key of the tenant, oldest first. */
+  listKeys (options?: ListKeysOptions): Promise<KeyInfo[]>
+  /** Live ONBOARDING keys of the tenant, newest first. */
+  listOnboardingKeys (options?: TenantOptions & { requestedBy?: Caller }): Promise<KeyInfo[]>
   /** Deletes the live key with this name; it stops authenticating at once, on every instance. */
   deleteKey (name: string, options?: DeleteKeyOptions): Promise<void>
   /** Changes the live key with this name; every instance applies it at the key's next request. */
@@ -183,6 +212,8 @@ export interface KeygateApiDeps {
   planOf: (name: string) => Plan
   toKeyRecord: ToKeyRecord
   maxKeys: number
+  /** Names the schema in the advisory locks, which PostgreSQL holds for the whole database. */
+  lockSpace: string
   maxLifetimeDays: number | undefined
   rotateAfterDays: number
   maxGracePeriodSeconds: number
@@ -225,6 +256,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     const credits = creditsOf(row)
     return {
       ...toKeyRecord(row),
+      serviceAccount: row.owner === null,
       rotationDue: at - row.created_at.getTime() >= deps.rotateAfterDays * DAY_MS,
       rotatingFrom: rotating ?? null,
       lastUsed: row.last_used_at?.toISOString() ?? null,
@@ -276,6 +308,13 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     return expires
   }
 
+  /** The tenant a call acts in: its caller's when it has one (management never leaves it), else the one named. */
+  function spaceOf (options: TenantOptions & { requestedBy?: Caller }): KeySpace {
+    const tenant = options.requestedBy?.tenant ?? options.tenant ?? DEFAULT_TENANT
+    if (!isValidName(tenant)) throw new InvalidRequestError('tenant must be a string of 1 to 128 characters without control characters.')
+    return { tenant, lockSpace: deps.lockSpace }
+  }
+
   /** A new key text with its argon2 hash, drawn and hashed outside any transaction. */
   async function drawKey (prefix: string): Promise<{ key: GeneratedKey, hash: string }> {
     const key = generateKey(prefix)
@@ -283,8 +322,11 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
   }
 
   async function createKey (input: CreateKeyInput, options: CreateKeyOptions = {}): Promise<CreatedKey> {
-    // Validate a copy: Ajv fills in defaults, and the caller's object is theirs.
-    const body = typeof input === 'object' && input !== null ? { ...input } : input
+    const isObject = typeof input === 'object' && input !== null
+    const space = spaceOf({ tenant: isObject ? input.tenant : undefined, requestedBy: options.requestedBy })
+    // Validate a copy, as a route body (which has no tenant): Ajv fills in defaults, and the caller's object is theirs.
+    const { tenant: _tenant, ...fields } = isObject ? input : {} as CreateKeyInput
+    const body = isObject ? fields : input
     if (!validateCreate(body)) throw createKeyValidationError(body, validateCreate.errors ?? [], choices)
     const {
       name,
@@ -293,7 +335,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       scopes = [FULL_ACCESS],
       plan = deps.defaultPlan,
       rateLimit = {},
-      credits = null
+      credits = null,
+      owner = null
     } = body as CreateKeyInput
     const at = now()
     const expires = expiryOf(body as CreateKeyInput, at, true) as Date | null
@@ -307,9 +350,11 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       creditsWithinCaller(caller, credits === null ? null : { remaining: credits.remaining, refill: credits.refill ?? null })
     }
     // Checked before argon2, so a create refused for its name or the limit costs no hashing...
-    await whileAvailable(async () => await checkRoomFor(db, name))
+    await whileAvailable(async () => await checkRoomFor(db, space.tenant, name))
 
     const row = {
+      tenant: space.tenant,
+      owner,
       prefix,
       name,
       key_for: keyFor,
@@ -327,9 +372,9 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     for (let draw = 1; ; draw++) {
       const { key, hash } = await drawKey(prefix)
       const inserted = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
-        await lockForCreate(trx)
+        await lockForCreate(trx, space)
         // Again under the lock: another create may have taken the name or the last place meanwhile.
-        await checkRoomFor(trx, name)
+        await checkRoomFor(trx, space.tenant, name)
         return await insertKey(trx, { ...row, id: key.keyId, lineage: key.keyId, hash })
       }))
       // A new lineage has used nothing: its credits are what was set.
@@ -349,14 +394,15 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     const body = typeof input === 'object' && input !== null ? { ...input } : input
     if (!validateUpdate(body)) throw updateKeyValidationError(body, validateUpdate.errors ?? [], choices)
     const changes = body as UpdateKeyInput
+    const space = spaceOf(options)
     const at = now()
     const expires = expiryOf(changes, at, false)
     const caller = options.requestedBy
     const { row, ids } = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
       // A rename takes the create lock: a create of the same name must not slip in between.
-      if (changes.name !== undefined && changes.name !== name) await lockForCreate(trx)
-      await lockKeyName(trx, name)
-      const key = await findLiveKeyForUpdate(trx, name)
+      if (changes.name !== undefined && changes.name !== name) await lockForCreate(trx, space)
+      await lockKeyName(trx, space, name)
+      const key = await findLiveKeyForUpdate(trx, space.tenant, name)
       if (key === undefined) throw new KeyNotFoundError(name)
       const plan = changes.plan ?? key.plan
       const own = changes.rateLimit === undefined
@@ -382,11 +428,12 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         expiryWithinCaller(caller, expires === undefined ? key.expires_at : expires)
         creditsWithinCaller(caller, creditsOf({ ...key, ...credits }))
       }
-      if (changes.name !== undefined && changes.name !== name && await liveNameExists(trx, changes.name)) {
+      if (changes.name !== undefined && changes.name !== name && await liveNameExists(trx, space.tenant, changes.name)) {
         throw new KeyRenameTakenError(changes.name)
       }
       const set: KeyChanges = {
         ...(changes.name === undefined || changes.name === name ? {} : { name: changes.name }),
+        ...(changes.owner === undefined ? {} : { owner: changes.owner }),
         ...(changes.scopes === undefined ? {} : { scopes: changes.scopes }),
         ...(changes.plan === undefined ? {} : { plan: changes.plan }),
         ...(changes.rateLimit === undefined ? {} : { rate_limit_per_minute: own.perMinute, rate_limit_per_hour: own.perHour }),
@@ -394,11 +441,11 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         ...credits
       }
       // `{ name: <its own name> }` changes nothing, and says so by answering the key as it is.
-      const ids = Object.keys(set).length === 0 ? [] : await updateKeys(trx, name, new Date(at), set)
+      const ids = Object.keys(set).length === 0 ? [] : await updateKeys(trx, space.tenant, name, new Date(at), set)
       return { row: { ...key, ...set }, ids }
     }))
     await Promise.all(ids.map(async (id) => await deps.onChanged?.(id)))
-    const [rotating, [left]] = await Promise.all([rotatingFrom(row.name, at), creditsLeftOf([row])])
+    const [rotating, [left]] = await Promise.all([rotatingFrom(space.tenant, row.name, at), creditsLeftOf([row])])
     return info(row, at, rotating, left)
   }
 
@@ -408,20 +455,21 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     if (!validateRotate(body)) throw new GracePeriodInvalidError(deps.maxGracePeriodSeconds)
     const grace = (body as RotateKeyInput).gracePeriodSeconds ?? 0
     // Looked up before argon2, so rotating a name nobody has costs no hashing.
-    const current = await whileAvailable(async () => (await listLiveKeys(db, { name }))[0])
+    const space = spaceOf(options)
+    const current = await whileAvailable(async () => (await listLiveKeys(db, space.tenant, { name }))[0])
     if (current === undefined) throw new KeyNotFoundError(name)
     for (let draw = 1; ; draw++) {
       const { key, hash } = await drawKey(current.prefix)
       const at = now()
       const rotated = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
-        await lockKeyName(trx, name)
+        await lockKeyName(trx, space, name)
         // The new row starts with the old one's usage totals: no flush may add to them meanwhile.
         await lockTotalsForCopy(trx)
-        const old = await findLiveKeyForUpdate(trx, name)
+        const old = await findLiveKeyForUpdate(trx, space.tenant, name)
         if (old === undefined) throw new KeyNotFoundError(name)
         if (options.requestedBy !== undefined) scopesWithinCaller(options.requestedBy, old.scopes)
         // One old text at a time: an earlier one still in its grace stops now.
-        const ended = await endGracePeriods(trx, name, new Date(at))
+        const ended = await endGracePeriods(trx, space.tenant, name, new Date(at))
         const sunset = grace === 0 ? null : new Date(at + grace * 1000)
         await markDeleted(trx, old.id, new Date(at), sunset)
         const { id: _id, hash: _hash, seq: _seq, deleted_at: _deleted, sunset_at: _sunset, ...kept } = old
@@ -445,41 +493,42 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
   }
 
   /** The text rotated away from the live key of this name, while its grace lasts. */
-  async function rotatingFrom (name: string, at: number): Promise<KeyInfo['rotatingFrom']> {
-    return (await rotatingByName(at)).get(name) ?? null
+  async function rotatingFrom (tenant: string, name: string, at: number): Promise<KeyInfo['rotatingFrom']> {
+    return (await rotatingByName(tenant, at)).get(name) ?? null
   }
 
-  async function rotatingByName (at: number): Promise<Map<string, NonNullable<KeyInfo['rotatingFrom']>>> {
-    const rows = await whileAvailable(() => listRotatingKeys(db, new Date(at)))
+  async function rotatingByName (tenant: string, at: number): Promise<Map<string, NonNullable<KeyInfo['rotatingFrom']>>> {
+    const rows = await whileAvailable(() => listRotatingKeys(db, tenant, new Date(at)))
     return new Map(rows.map((row) => [row.name, { identifier: keyIdentifier(row.prefix, row.id), sunset: row.sunset_at.toISOString() }]))
   }
 
-  async function listed (filter: Parameters<typeof listLiveKeys>[1]): Promise<KeyInfo[]> {
+  async function listed (tenant: string, filter: Parameters<typeof listLiveKeys>[2]): Promise<KeyInfo[]> {
     const at = now()
-    const [rows, rotating] = await Promise.all([whileAvailable(() => listLiveKeys(db, filter)), rotatingByName(at)])
+    const [rows, rotating] = await Promise.all([whileAvailable(() => listLiveKeys(db, tenant, filter)), rotatingByName(tenant, at)])
     const left = await creditsLeftOf(rows)
     return rows.map((row, i) => info(row, at, rotating.get(row.name), left[i]))
   }
 
   /** Throws when the name is taken among live keys or no place is left. */
-  async function checkRoomFor (on: Kysely<KeygateDatabase>, name: string): Promise<void> {
-    if (await liveNameExists(on, name)) throw new KeyNameTakenError(name)
-    if (await countLiveKeys(on) >= maxKeys) throw new KeyLimitReachedError(maxKeys)
+  async function checkRoomFor (on: Kysely<KeygateDatabase>, tenant: string, name: string): Promise<void> {
+    if (await liveNameExists(on, tenant, name)) throw new KeyNameTakenError(name)
+    if (await countLiveKeys(on, tenant) >= maxKeys) throw new KeyLimitReachedError(maxKeys)
   }
 
   async function deleteKey (name: string, options: DeleteKeyOptions = {}): Promise<void> {
     // A name create would refuse names no key: no database call for it.
     if (!isValidName(name)) throw new KeyNotFoundError(typeof name === 'string' ? shownName(name) : String(name))
+    const space = spaceOf(options)
     const ids = await whileAvailable(async () => await db.transaction().execute(async (trx) => {
-      await lockKeyName(trx, name)
-      const key = await findLiveKeyForUpdate(trx, name)
+      await lockKeyName(trx, space, name)
+      const key = await findLiveKeyForUpdate(trx, space.tenant, name)
       if (key === undefined) throw new KeyNotFoundError(name)
       if (options.requestedBy !== undefined) {
         scopesWithinCaller(options.requestedBy, key.scopes)
       }
       const at = new Date(now())
       // A text rotated away from it stops with it.
-      const ended = await endGracePeriods(trx, name, at)
+      const ended = await endGracePeriods(trx, space.tenant, name, at)
       await markDeleted(trx, key.id, at)
       return [key.id, ...ended]
     }))
@@ -492,7 +541,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     if (!Number.isInteger(days) || days < 1 || days > MAX_USAGE_DAYS) throw new InvalidRequestError(USAGE_DAYS_INVALID)
     const today = Math.floor(now() / DAY_MS)
     const first = today - days + 1
-    const key = await whileAvailable(async () => (await listLiveKeys(db, { name }))[0])
+    const { tenant } = spaceOf(options)
+    const key = await whileAvailable(async () => (await listLiveKeys(db, tenant, { name }))[0])
     if (key === undefined) throw new KeyNotFoundError(name)
     // By lineage: the usage of the texts it was rotated from is its own.
     const counted = new Map((await whileAvailable(() => dailyUsage(db, key.lineage, isoDay(first)))).map((row) => [row.day, row.requests]))
@@ -506,8 +556,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
 
   return {
     createKey,
-    listKeys: async () => await listed({}),
-    listOnboardingKeys: async () => await listed({ keyFor: 'ONBOARDING', newestFirst: true }),
+    listKeys: async (options = {}) => await listed(spaceOf(options).tenant, options.owner === undefined ? {} : { owner: options.owner }),
+    listOnboardingKeys: async (options = {}) => await listed(spaceOf(options).tenant, { keyFor: 'ONBOARDING', newestFirst: true }),
     deleteKey,
     updateKey,
     rotateKey,

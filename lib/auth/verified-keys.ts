@@ -263,7 +263,7 @@ export class VerifiedKeys {
   /** The entry for a row read at `at`, keeping the fingerprint of the text verified. */
   #entryFor (row: ApiKeyRow, keyFingerprint: string, at: number): CachedKey {
     return {
-      key: Object.freeze({ id: row.id, ...this.#options.toKeyRecord(row) }),
+      key: Object.freeze({ id: row.id, tenant: row.tenant, ...this.#options.toKeyRecord(row) }),
       // Most keys were never rotated: their lineage is their id, held once.
       lineage: row.lineage === row.id ? row.id : row.lineage,
       notAfter: notAfterOf(row),

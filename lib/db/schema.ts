@@ -37,6 +37,10 @@ export interface ApiKeyTable {
   credits_refill_interval: CreditsInterval | null
   /** When credits were last set: their count starts over from here. */
   credits_set_at: Date | null
+  /** Chosen by the host; names, listings and the key limit are per tenant. A key never moves. */
+  tenant: ColumnType<string, string | undefined, never>
+  /** The host's user id of the key's owner; null: a service account. */
+  owner: string | null
 }
 
 export const CREDITS_INTERVALS = ['day', 'month'] as const

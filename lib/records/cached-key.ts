@@ -62,6 +62,7 @@ export function cachedKeyOfShape (keyId: string, value: unknown): CachedKey | un
     !isString(key.created) || !KEY_TYPES.includes(key.for as typeof KEY_TYPES[number]) ||
     !Array.isArray(key.scopes) || !key.scopes.every(isString) || !isString(key.plan) ||
     !isLimit(limits.perMinute) || !isLimit(limits.perHour) || !(key.expires === null || isString(key.expires)) ||
+    !isString(key.tenant) || !(key.owner === null || isString(key.owner)) ||
     !isString(value.lineage) || !(value.notAfter === null || isTime(value.notAfter)) ||
     !isString(value.fingerprint) || !isString(value.hashDigest) || !Number.isFinite(value.freshUntil)) {
     return undefined
@@ -72,6 +73,7 @@ export function cachedKeyOfShape (keyId: string, value: unknown): CachedKey | un
   return {
     key: Object.freeze({
       id: keyId,
+      tenant: key.tenant,
       name: key.name,
       identifier: key.identifier,
       created: key.created,
@@ -79,7 +81,8 @@ export function cachedKeyOfShape (keyId: string, value: unknown): CachedKey | un
       scopes: Object.freeze([...key.scopes as string[]]) as string[],
       plan: key.plan,
       limits: Object.freeze({ perMinute: limits.perMinute as number | null, perHour: limits.perHour as number | null }),
-      expires: key.expires
+      expires: key.expires,
+      owner: key.owner
     }),
     lineage: value.lineage,
     notAfter: value.notAfter,

@@ -18,10 +18,14 @@ export interface KeyRecord {
   limits: Limits
   /** ISO 8601, UTC: when the key stops authenticating; null: never. */
   expires: string | null
+  /** The host's user id of its owner; null: a service account, tied to no user. */
+  owner: string | null
 }
 
 /** A key as listings show it: metadata only, never the key. */
 export interface KeyInfo extends KeyRecord {
+  /** True for a key with no owner. */
+  serviceAccount: boolean
   /** True once the key text is older than the `rotateAfterDays` option. */
   rotationDue: boolean
   /** The text this key was rotated from, while its grace period lasts; null otherwise. */
@@ -57,6 +61,8 @@ export interface KeyUsage {
 export interface AuthenticatedKey extends KeyRecord {
   /** The 8-character key id. */
   id: string
+  /** The tenant the key belongs to: management by this key acts there only. */
+  tenant: string
 }
 
 export type ToKeyRecord = (row: ApiKeyListing) => KeyRecord
@@ -91,7 +97,8 @@ export function createKeyRecordMapper (planOf: (name: string) => Plan): ToKeyRec
       scopes: share(`scopes:${row.scopes.join(' ')}`, () => Object.freeze([...row.scopes]) as string[]),
       plan: share(`plan:${row.plan}`, () => row.plan),
       limits: share(`limits:${row.plan}:${String(own.perMinute)}:${String(own.perHour)}`, () => Object.freeze(effectiveLimits(planOf(row.plan), own))),
-      expires: row.expires_at?.toISOString() ?? null
+      expires: row.expires_at?.toISOString() ?? null,
+      owner: row.owner
     }
   }
 }

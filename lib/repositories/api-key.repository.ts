@@ -9,39 +9,55 @@ export type ApiKeyListing = Omit<ApiKeyRow, 'hash' | 'deleted_at' | 'seq' | 'sun
 const LISTING_COLUMNS = [
   'id', 'prefix', 'name', 'key_for', 'created_at', 'scopes', 'plan', 'rate_limit_per_minute', 'rate_limit_per_hour',
   'expires_at', 'lineage', 'last_used_at', 'requests',
-  'credits_remaining', 'credits_refill_amount', 'credits_refill_interval', 'credits_set_at'
+  'credits_remaining', 'credits_refill_amount', 'credits_refill_interval', 'credits_set_at',
+  'tenant', 'owner'
 ] as const
 
-// One advisory lock serialises every create, so the limit and the name check cannot race.
-const CREATE_LOCK = sql`select pg_advisory_xact_lock(hashtext('fastify-keygate:create'))`
+/**
+ * Where a management call acts: one tenant's keys, in one schema. `lockSpace` names the schema in
+ * the advisory locks, which PostgreSQL holds for the whole database.
+ */
+export interface KeySpace {
+  tenant: string
+  lockSpace: string
+}
 
-/** Takes the create lock for the rest of the transaction. */
-export async function lockForCreate (trx: Transaction<KeygateDatabase>): Promise<void> {
-  await CREATE_LOCK.execute(trx)
+async function advisoryLock (trx: Transaction<KeygateDatabase>, name: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${name}))`.execute(trx)
+}
+
+/**
+ * Takes the create lock of one tenant for the rest of the transaction, so its key limit and its
+ * name check cannot race; creates for other tenants go on meanwhile.
+ */
+export async function lockForCreate (trx: Transaction<KeygateDatabase>, space: KeySpace): Promise<void> {
+  await advisoryLock(trx, `fastify-keygate:create:${space.lockSpace}:${space.tenant}`)
 }
 
 /**
  * Takes the lock of one key name for the rest of the transaction: changes to one key (update,
  * rotation, delete) run one after another, each reading what the one before it left.
  */
-export async function lockKeyName (trx: Transaction<KeygateDatabase>, name: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtext(${`fastify-keygate:name:${name}`}))`.execute(trx)
+export async function lockKeyName (trx: Transaction<KeygateDatabase>, space: KeySpace, name: string): Promise<void> {
+  await advisoryLock(trx, `fastify-keygate:name:${space.lockSpace}:${space.tenant}:${name}`)
 }
 
-/** Live keys now; under the create lock, a number no other create can change meanwhile. */
-export async function countLiveKeys (db: Db): Promise<number> {
+/** A tenant's live keys now; under its create lock, a number no other create can change meanwhile. */
+export async function countLiveKeys (db: Db, tenant: string): Promise<number> {
   const { count } = await db
     .selectFrom('keygate_api_keys')
     .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('tenant', '=', tenant)
     .where('deleted_at', 'is', null)
     .executeTakeFirstOrThrow()
   return Number(count)
 }
 
-export async function liveNameExists (db: Db, name: string): Promise<boolean> {
+export async function liveNameExists (db: Db, tenant: string, name: string): Promise<boolean> {
   const row = await db
     .selectFrom('keygate_api_keys')
     .select('id')
+    .where('tenant', '=', tenant)
     .where('name', '=', name)
     .where('deleted_at', 'is', null)
     .executeTakeFirst()
@@ -69,24 +85,27 @@ export async function findKeysToAuthenticate (db: Db, ids: readonly string[]): P
     .execute()
 }
 
-export async function listLiveKeys (db: Db, filter: { keyFor?: KeyType, name?: string, newestFirst?: boolean } = {}): Promise<ApiKeyListing[]> {
+export async function listLiveKeys (db: Db, tenant: string, filter: { keyFor?: KeyType, name?: string, owner?: string, newestFirst?: boolean } = {}): Promise<ApiKeyListing[]> {
   const direction = filter.newestFirst === true ? 'desc' : 'asc'
   let query = db
     .selectFrom('keygate_api_keys')
     .select(LISTING_COLUMNS)
+    .where('tenant', '=', tenant)
     .where('deleted_at', 'is', null)
     .orderBy('created_at', direction)
     .orderBy('seq', direction)
   if (filter.keyFor !== undefined) query = query.where('key_for', '=', filter.keyFor)
   if (filter.name !== undefined) query = query.where('name', '=', filter.name)
+  if (filter.owner !== undefined) query = query.where('owner', '=', filter.owner)
   return await query.execute()
 }
 
 /** The live key of this name, locked until the transaction ends: a change checks it, then makes it. */
-export async function findLiveKeyForUpdate (trx: Transaction<KeygateDatabase>, name: string): Promise<ApiKeyRow | undefined> {
+export async function findLiveKeyForUpdate (trx: Transaction<KeygateDatabase>, tenant: string, name: string): Promise<ApiKeyRow | undefined> {
   return await trx
     .selectFrom('keygate_api_keys')
     .selectAll()
+    .where('tenant', '=', tenant)
     .where('name', '=', name)
     .where('deleted_at', 'is', null)
     .forUpdate()
@@ -101,10 +120,11 @@ export interface RotatingKey {
   sunset_at: Date
 }
 
-export async function listRotatingKeys (db: Db, at: Date): Promise<RotatingKey[]> {
+export async function listRotatingKeys (db: Db, tenant: string, at: Date): Promise<RotatingKey[]> {
   return await db
     .selectFrom('keygate_api_keys')
     .select(['name', 'prefix', 'id', 'sunset_at as sunset_at'])
+    .where('tenant', '=', tenant)
     .where('deleted_at', 'is not', null)
     .where('sunset_at', '>', at)
     .$narrowType<{ sunset_at: Date }>()
@@ -120,10 +140,11 @@ export async function markDeleted (trx: Transaction<KeygateDatabase>, id: string
 }
 
 /** Ends now the grace of every key rotated away from this name; returns their ids. */
-export async function endGracePeriods (trx: Transaction<KeygateDatabase>, name: string, at: Date): Promise<string[]> {
+export async function endGracePeriods (trx: Transaction<KeygateDatabase>, tenant: string, name: string, at: Date): Promise<string[]> {
   const rows = await trx
     .updateTable('keygate_api_keys')
     .set({ sunset_at: at })
+    .where('tenant', '=', tenant)
     .where('name', '=', name)
     .where('deleted_at', 'is not', null)
     .where('sunset_at', '>', at)
@@ -132,17 +153,18 @@ export async function endGracePeriods (trx: Transaction<KeygateDatabase>, name: 
   return rows.map((row) => row.id)
 }
 
-export type KeyChanges = Partial<Pick<ApiKeyRow, 'name' | 'scopes' | 'plan' | 'rate_limit_per_minute' | 'rate_limit_per_hour' | 'expires_at' |
+export type KeyChanges = Partial<Pick<ApiKeyRow, 'name' | 'scopes' | 'plan' | 'rate_limit_per_minute' | 'rate_limit_per_hour' | 'expires_at' | 'owner' |
   'credits_remaining' | 'credits_refill_amount' | 'credits_refill_interval' | 'credits_set_at'>>
 
 /**
  * Changes the live key of this name and, so they stay the same key, any text rotated away from
  * it whose grace lasts past `at`. Returns the ids changed.
  */
-export async function updateKeys (trx: Transaction<KeygateDatabase>, name: string, at: Date, changes: KeyChanges): Promise<string[]> {
+export async function updateKeys (trx: Transaction<KeygateDatabase>, tenant: string, name: string, at: Date, changes: KeyChanges): Promise<string[]> {
   const rows = await trx
     .updateTable('keygate_api_keys')
     .set(changes)
+    .where('tenant', '=', tenant)
     .where('name', '=', name)
     .where((eb) => eb.or([eb('deleted_at', 'is', null), eb('sunset_at', '>', at)]))
     .returning('id')

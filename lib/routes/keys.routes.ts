@@ -38,6 +38,8 @@ const keyInfoProperties = {
     properties: { perMinute: limitSchema, perHour: limitSchema }
   },
   expires: { type: ['string', 'null'], format: 'date-time' },
+  owner: { type: ['string', 'null'] },
+  serviceAccount: { type: 'boolean' },
   rotationDue: { type: 'boolean' },
   rotatingFrom: {
     type: ['object', 'null'],
@@ -62,7 +64,7 @@ const keyInfoProperties = {
 
 const keyInfoSchema = {
   type: 'object',
-  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'],
+  required: ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'owner', 'serviceAccount', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'],
   properties: keyInfoProperties
 } as const
 
@@ -124,8 +126,8 @@ function nameBefore (request: FastifyRequest, suffix: string): string | undefine
 function callerOf (request: FastifyRequest): Caller {
   const entry = verifiedKeyOf(request)
   if (request.apiKey === null || entry === null) throw new InternalError()
-  const { scopes, limits, expires } = request.apiKey
-  return { scopes, limits, expires, credits: entry.credits === null ? null : { remaining: entry.credits.remaining, refill: entry.credits.refill } }
+  const { tenant, scopes, limits, expires } = request.apiKey
+  return { tenant, scopes, limits, expires, credits: entry.credits === null ? null : { remaining: entry.credits.remaining, refill: entry.credits.refill } }
 }
 
 /** The management routes: the four of the Metlo API, update, rotate and usage. */
@@ -161,13 +163,19 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
 
   fastify.get('/list', {
     config: canRead,
-    schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
-  }, async () => await api.listKeys())
+    schema: {
+      querystring: { type: 'object', properties: { owner: { type: 'string', minLength: 1, maxLength: 128 } } },
+      response: { 200: { type: 'array', items: keyInfoSchema } }
+    }
+  }, async (request) => {
+    const { owner } = request.query as { owner?: string }
+    return await api.listKeys({ requestedBy: callerOf(request), ...(owner === undefined ? {} : { owner }) })
+  })
 
   fastify.get('/onboarding', {
     config: canRead,
     schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
-  }, async () => await api.listOnboardingKeys())
+  }, async (request) => await api.listOnboardingKeys({ requestedBy: callerOf(request) }))
 
   // GET {prefix}/:name/usage?days=30, a wildcard for the same reason as delete (below); the
   // static /list and /onboarding keep priority. Any key that may list keys may read any key's usage.
@@ -177,7 +185,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
   }, async (request, reply) => {
     const name = nameBefore(request, USAGE_SUFFIX)
     if (name === undefined) return reply.callNotFound()
-    return await api.usage(name, { days: daysOf(request) })
+    return await api.usage(name, { days: daysOf(request), requestedBy: callerOf(request) })
   })
 
   // A wildcard rather than `/:name/delete`: router parameters stop at 100 characters by default,
@@ -227,6 +235,8 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
   /** A body that failed its route's schema, as the contract's 400 for that route. */
   function validationError (request: FastifyRequest, errors: NonNullable<FastifyError['validation']>): FastifyError {
     switch (request.method) {
+      // The one query schema: GET /list?owner=.
+      case 'GET': return new InvalidRequestError('owner must be a user id of 1 to 128 characters.')
       case 'PATCH': return updateKeyValidationError(request.body, errors as never, choices)
       case 'POST': if (request.routeOptions.url?.endsWith('/*') === true) return new GracePeriodInvalidError(maxGracePeriodSeconds)
     }

@@ -62,6 +62,7 @@ t.test('a drawn key id already taken means a new draw; five taken ones fail', as
     planOf: () => ({ perMinute: 60 }),
     toKeyRecord: createKeyRecordMapper(() => ({ perMinute: 60 })),
     maxKeys: 50,
+    lockSpace: '',
     maxLifetimeDays: undefined,
     rotateAfterDays: 90,
     maxGracePeriodSeconds: 604_800,

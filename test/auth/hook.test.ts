@@ -37,7 +37,7 @@ t.test('the hook guards every host route', async (t) => {
   })
 
   await t.test('Metlo style and Bearer style, both prefixes', async () => {
-    const policy = { scopes: ['*'], plan: 'free', limits: { perMinute: 60, perHour: 1000 }, expires: null }
+    const policy = { tenant: 'default', scopes: ['*'], plan: 'free', limits: { perMinute: 60, perHour: 1000 }, expires: null, owner: null }
     const metloKey = { id: metlo.slice(6, 14), identifier: metloInfo?.identifier, name: 'metlo-key', for: 'GENERIC', created: metloInfo?.created, ...policy }
     const mloKey = { id: mlo.slice(4, 12), identifier: mloInfo?.identifier, name: 'mlo-key', for: 'GENERIC', created: mloInfo?.created, ...policy }
     await accepted({ authorization: metlo }, metloKey, 'Authorization: <key>')

@@ -8,7 +8,7 @@ t.test('migrations create the keygate_ tables in the schema, with their own book
     select table_name from information_schema.tables where table_schema = ${database.schema} order by table_name`.execute(database.db)
   t.same(tables.rows.map((r) => r.table_name), ['keygate_api_keys', 'keygate_key_usage', 'keygate_migration', 'keygate_migration_lock'])
   const applied = await database.db.withSchema(database.schema).selectFrom('keygate_migration').select('name').execute()
-  t.same(applied.map((r) => r.name), ['001_api_keys', '002_scopes_and_plans', '003_lifecycle'])
+  t.same(applied.map((r) => r.name), ['001_api_keys', '002_scopes_and_plans', '003_lifecycle', '004_tenants_and_owners'])
 
   await app.keygate.createKey({ name: 'kept' })
   await app.keygate.migrate()
@@ -48,4 +48,5 @@ t.test('keys made before 002 keep full access on the free plan', async (t) => {
   t.same([row.scopes, row.plan, row.rate_limit_per_minute, row.rate_limit_per_hour], [['*'], 'free', null, null])
   t.same([row.lineage, row.expires_at, row.sunset_at, row.requests, row.credits_remaining], ['Old00001', null, null, '0', null],
     'and after 003: never expires, its own lineage, no usage yet, no credits')
+  t.same([row.tenant, row.owner], ['default', null], 'and after 004: in the default tenant, a service account')
 })

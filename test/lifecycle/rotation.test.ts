@@ -34,6 +34,8 @@ t.test('rotate with a grace period: a new text with every setting, the old one d
     plan: 'pro',
     limits: { perMinute: 7, perHour: 10_000 },
     expires: original.expires,
+    owner: null,
+    serviceAccount: true,
     rotationDue: false,
     rotatingFrom: { identifier: original.identifier, sunset },
     lastUsed: null,

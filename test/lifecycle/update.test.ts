@@ -30,6 +30,8 @@ t.test('PATCH changes the key and answers its listing shape; the next request se
     plan: 'pro',
     limits: { perMinute: 3, perHour: 10_000 },
     expires: '2027-01-01T00:00:00.000Z',
+    owner: null,
+    serviceAccount: true,
     rotationDue: false,
     rotatingFrom: null,
     lastUsed: null,
@@ -58,7 +60,7 @@ t.test('PATCH refuses bad input as create does, in the envelope, and changes not
   const a = await instance(t, await database(t))
   const admin = (await a.app.keygate.createKey({ name: 'admin' })).apiKey
   await a.app.keygate.createKey({ name: 'svc', scopes: ['query'] })
-  const allowed = 'name, scopes, plan, rateLimit, expiresAt, credits'
+  const allowed = 'name, owner, scopes, plan, rateLimit, expiresAt, credits'
   const cases: Array<[string, unknown, number, object]> = [
     ['an empty body', {}, 400, invalid(`Nothing to update. Give any of: ${allowed}.`)],
     ['an unknown property', { keyFor: 'AWS' }, 400, invalid(`Unknown property in request body. Allowed: ${allowed}.`)],

@@ -165,7 +165,7 @@ t.test('plans, custom limits and their validation', async (t) => {
   const listed = await get(admin, '/api/v1/keys/list')
   t.same(listed.json().find((k: { name: string }) => k.name === 'ent'), {
     name: 'ent', identifier: enterprise.identifier, created: enterprise.created, for: 'GENERIC',
-    scopes: ['*'], plan: 'enterprise', limits: { perMinute: 5000, perHour: 100_000 }, expires: null, rotationDue: false, rotatingFrom: null, lastUsed: null, requests: 0, credits: null
+    scopes: ['*'], plan: 'enterprise', limits: { perMinute: 5000, perHour: 100_000 }, expires: null, owner: null, serviceAccount: true, rotationDue: false, rotatingFrom: null, lastUsed: null, requests: 0, credits: null
   }, 'the list shows scopes, plan and limits')
 })
 

@@ -18,7 +18,7 @@ t.test('POST /create returns the key once, with the documented fields', async (t
   const res = await call('POST', '/api/v1/keys/create', { name: 'my-api-key', keyFor: 'GCP' })
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.same(Object.keys(body), ['apiKey', 'name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'])
+  t.same(Object.keys(body), ['apiKey', 'name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'owner', 'serviceAccount', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'])
   t.match(body.apiKey, /^metlo_[0-9A-Za-z]{32}$/)
   t.equal(body.name, 'my-api-key')
   t.equal(body.identifier, `metlo.${body.apiKey.slice(6, 14)}`)
@@ -54,7 +54,7 @@ t.test('GET /list: every live key, oldest first, metadata only', async (t) => {
     '2026-03-03T12:00:00.000Z', '2026-03-03T12:01:00.000Z', '2026-03-03T12:02:00.000Z', '2026-03-03T12:03:00.000Z'
   ])
   for (const key of list) {
-    t.same(Object.keys(key), ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'])
+    t.same(Object.keys(key), ['name', 'identifier', 'created', 'for', 'scopes', 'plan', 'limits', 'expires', 'owner', 'serviceAccount', 'rotationDue', 'rotatingFrom', 'lastUsed', 'requests', 'credits'])
     t.match(key.identifier, /^metlo\.[0-9A-Za-z]{8}$/)
     t.match(key.created, ISO_UTC)
   }
@@ -120,7 +120,7 @@ t.test('create refuses bad input with the contract\'s exact 400 bodies', async (
     ['name with escape', { name: '\u001b[31mred' }, invalidName],
     ['name is a number', { name: 12 }, invalidName],
     ['unknown prefix', { name: 'k', prefix: 'sk' }, { error: 'key_prefix_invalid', message: 'The key prefix must be one of the following: metlo, mlo' }],
-    ['unknown property', { name: 'k', admin: true }, { error: 'invalid_request', message: 'Unknown property in request body. Allowed: name, scopes, plan, rateLimit, expiresAt, credits, keyFor, prefix, expiresInDays.' }],
+    ['unknown property', { name: 'k', admin: true }, { error: 'invalid_request', message: 'Unknown property in request body. Allowed: name, owner, scopes, plan, rateLimit, expiresAt, credits, keyFor, prefix, expiresInDays.' }],
     ['array body', [{ name: 'k' }], { error: 'invalid_request', message: 'Request body must be a JSON object.' }]
   ]
   for (const [label, body, expected] of cases) {
