@@ -5,7 +5,7 @@ import keygate, { RedisKeyCache } from '../../lib/index.js'
 import { FAST_ARGON2, TEST_SECRET, testClock } from '../helpers/app.js'
 import { keyIdOf } from '../helpers/keys.js'
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { LIVE_REDIS_TIMEOUT, needsRedis, REDIS_URL, redisClient } from '../helpers/redis.js'
+import { LIVE_REDIS_TIMEOUT, monitorRedis, needsRedis, REDIS_URL, redisClient } from '../helpers/redis.js'
 
 const OUT = { error: 'credits_exhausted', message: 'API key has no credits left.' }
 
@@ -80,8 +80,7 @@ t.test('a cached key with credits costs one script call per request and nothing 
 
   const ids = [keyIdOf(withCredits), keyIdOf(without)]
   const admin = redisClient(t)
-  const monitor = await redisClient(t).monitor()
-  t.teardown(() => monitor.disconnect())
+  const monitor = await monitorRedis(t)
   const seen: string[][] = []
   const marker = `credits-monitor-${process.pid}-${Date.now()}`
   const done = new Promise<void>((resolve) => {

@@ -25,3 +25,20 @@ export function redisClient (t: Test): Redis {
 export function uniqueKeyPrefix (): string {
   return `keygate-test:${process.pid}:${randomBytes(4).toString('hex')}:`
 }
+
+/**
+ * A connection in MONITOR mode, closed when the test ends. ioredis marks a connection as
+ * monitoring a microtask after Redis confirms MONITOR, so a line about another client's command
+ * in the same read is reported as "Command queue state error" (redis/ioredis#1981), and its own
+ * `monitor()` then rejects. Such a line is from before the monitor was ready, so before anything
+ * the test sends: it is ignored here.
+ */
+export async function monitorRedis (t: Test): Promise<Redis> {
+  const monitor = new Redis(REDIS_URL as string, { monitor: true })
+  t.teardown(() => monitor.disconnect())
+  monitor.on('error', (error: Error) => {
+    if (!error.message.startsWith('Command queue state error')) throw error
+  })
+  await new Promise((resolve) => monitor.once('monitoring', resolve))
+  return monitor
+}

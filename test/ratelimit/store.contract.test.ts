@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { MemoryRateLimitStore } from '../../lib/ratelimit/memory.store.js'
 import { batches, RedisRateLimitStore } from '../../lib/ratelimit/redis.store.js'
 import type { RateLimitStore, WindowRequest } from '../../lib/ratelimit/store.js'
-import { LIVE_REDIS_TIMEOUT, needsRedis, redisClient, uniqueKeyPrefix } from '../helpers/redis.js'
+import { LIVE_REDIS_TIMEOUT, monitorRedis, needsRedis, redisClient, uniqueKeyPrefix } from '../helpers/redis.js'
 
 // 2026-03-03T12:00:00Z: aligned to the minute and the hour.
 const T0 = Date.UTC(2026, 2, 3, 12, 0, 0)
@@ -153,8 +153,7 @@ t.test('redis: the requests of one event-loop turn share one script call, at mos
   const keyPrefix = uniqueKeyPrefix()
   const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
   // Redis's own view of what it was sent, from a connection of its own.
-  const monitor = await redisClient(t).monitor()
-  t.teardown(() => monitor.disconnect())
+  const monitor = await monitorRedis(t)
   const calls: number[] = []
   const marker = `${keyPrefix}done`
   const seenAll = new Promise<void>((resolve) => {
