@@ -6,6 +6,7 @@ import { createFingerprinter } from './auth/fingerprint.js'
 import { notedRoutes } from './auth/early-routes.js'
 import { createAuthHook, kVerifiedKey } from './auth/hook.js'
 import { KeyReader } from './auth/key-reader.js'
+import { kSignedInUser } from './auth/management-sign-in.js'
 import { RouteConfigs } from './auth/route-config.js'
 import { grantableScopes } from './auth/scopes.js'
 import { VerifiedKeys } from './auth/verified-keys.js'
@@ -103,6 +104,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.decorateRequest('apiKey', null)
   // Declared here so every request has the same shape; the hook sets it with `apiKey`.
   fastify.decorateRequest(kVerifiedKey, null)
+  fastify.decorateRequest(kSignedInUser, null)
   const routeConfigs = new RouteConfigs(opts.scopes)
   fastify.addHook('onRoute', routeConfigs.onRoute)
   // Routes registered before the plugin: startup fails for a bad setting there too.
@@ -122,6 +124,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     now: opts.now,
     recordUse: usage.record,
     routeConfigs,
+    authenticateManagement: opts.authenticateManagement,
     log: fastify.log
   }))
 
@@ -158,6 +161,7 @@ export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOpt
 export { DEFAULT_TENANT } from './api/keygate-api.js'
 export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
+export { signedInUserOf, type AuthenticateManagement, type SignedInUser } from './auth/management-sign-in.js'
 export type { KeyType } from './db/schema.js'
 export { KEY_TYPES } from './db/schema.js'
 export { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './db/migrate.js'

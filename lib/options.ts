@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
 import { DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
+import type { AuthenticateManagement } from './auth/management-sign-in.js'
 import type { KeyCache } from './cache/key-cache.js'
 import { DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
@@ -108,6 +109,11 @@ export interface KeygateOptions {
   hashQueue?: number
   /** Another rate-limit store; replaces both built-in ones. */
   rateLimitStore?: RateLimitStore
+  /**
+   * The host's sign-in for people on the management routes (SSO): answers `{ tenant, user, scopes }`
+   * for a person it recognises, or null to fall back to an API key. Default: keys only.
+   */
+  authenticateManagement?: AuthenticateManagement
   /** The clock, in milliseconds since the epoch. Default `Date.now`. For tests. */
   now?: () => number
 }
@@ -143,6 +149,7 @@ export interface ResolvedOptions {
   readonly hashConcurrency: number
   readonly hashQueue: number
   readonly rateLimitStore: RateLimitStore | undefined
+  readonly authenticateManagement: AuthenticateManagement | undefined
   readonly now: () => number
 }
 
@@ -293,6 +300,11 @@ function resolveNonNegativeInteger (option: string, value: unknown, reason = 'ex
   return value
 }
 
+function resolveFunction<T> (option: string, value: T | undefined): T | undefined {
+  if (value !== undefined && typeof value !== 'function') fail(option, 'expected a function')
+  return value
+}
+
 function resolveBoolean (option: string, value: unknown): boolean {
   if (typeof value !== 'boolean') fail(option, 'expected true or false')
   return value
@@ -334,6 +346,7 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     hashConcurrency: resolvePositiveInteger('hashConcurrency', options.hashConcurrency ?? DEFAULTS.hashConcurrency),
     hashQueue: resolveNonNegativeInteger('hashQueue', options.hashQueue ?? DEFAULTS.hashQueue, 'expected a whole number, 0 or more'),
     rateLimitStore: resolveStore(options.rateLimitStore),
+    authenticateManagement: resolveFunction('authenticateManagement', options.authenticateManagement),
     now
   })
 }

@@ -118,6 +118,8 @@ export interface RotateKeyInput {
 export interface Caller {
   /** The caller's tenant: every call it makes acts there, whatever tenant the call names. Default `default`. */
   tenant?: string
+  /** A person signed in through the host: the keys they create are theirs unless `owner` is given. */
+  user?: string
   scopes: readonly string[]
   limits: Limits
   /** ISO 8601; a caller without `*` cannot make a key outlive it. Default: never expires. */
@@ -336,7 +338,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       plan = deps.defaultPlan,
       rateLimit = {},
       credits = null,
-      owner = null
+      owner = options.requestedBy?.user ?? null
     } = body as CreateKeyInput
     const at = now()
     const expires = expiryOf(body as CreateKeyInput, at, true) as Date | null

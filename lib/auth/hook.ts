@@ -8,6 +8,7 @@ import { type HeaderStyle, setRateLimitHeaders } from '../ratelimit/headers.js'
 import type { Limiter, RateLimitDecision } from '../ratelimit/limiter.js'
 import type { CachedKey } from '../records/cached-key.js'
 import type { Deprecation } from '../records/lifecycle.js'
+import { type AuthenticateManagement, checkedSignedInUser, setSignedInUser } from './management-sign-in.js'
 import type { RouteApiKeyConfig, RouteConfigs } from './route-config.js'
 import { firstMissing } from './scopes.js'
 import { keyTextFromHeader } from './authorization-header.js'
@@ -22,6 +23,8 @@ export interface AuthHookDeps {
   recordUse: (lineage: string, at: number) => void
   /** Checks the `config.apiKey` of routes registered before the plugin, at their first request. */
   routeConfigs: RouteConfigs
+  /** The host's sign-in for people on the management routes, tried before their API key. */
+  authenticateManagement?: AuthenticateManagement
   log: FastifyBaseLogger
 }
 
@@ -47,7 +50,7 @@ export function verifiedKeyOf (request: FastifyRequest): CachedKey | null {
  * Callback style, and synchronous when the key and its counters are in this process: the hot
  * path makes no promise at all. A hook that answers does not call `done`.
  */
-export function createAuthHook ({ authenticate, limit, headers, now, recordUse, routeConfigs, log }: AuthHookDeps) {
+export function createAuthHook ({ authenticate, limit, headers, now, recordUse, routeConfigs, authenticateManagement, log }: AuthHookDeps) {
   /** Routes whose bad setting was logged already: once each is enough. */
   const reported = new Set<string>()
   // An outage answers every request 503; the log needs to hear of it once a minute, not per request.
@@ -114,10 +117,33 @@ export function createAuthHook ({ authenticate, limit, headers, now, recordUse, 
 
   return function keygateAuth (request: FastifyRequest, reply: FastifyReply, done: Done): void {
     // Read once: `routeOptions` is a getter that builds a new object on every access.
-    const setting = request.routeOptions.config.apiKey
+    const config = request.routeOptions.config
+    const setting = config.apiKey
     if (setting === false) return done()
     if (!routeConfigs.isChecked(setting) && !checkedLate(request, reply, setting)) return
     const needed = (setting as RouteApiKeyConfig | undefined)?.scopes
+    if (authenticateManagement !== undefined && (config as { keygateManagement?: boolean }).keygateManagement === true) {
+      return signIn(request, reply, done, needed, authenticateManagement)
+    }
+    withKey(request, reply, done, needed)
+  }
+
+  /**
+   * A management route, with the host's sign-in: a person it recognises acts with the scopes it
+   * gives them (no rate limit: people are not keys); anyone else goes the API-key way.
+   */
+  function signIn (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes, authenticateUser: AuthenticateManagement): void {
+    new Promise((resolve) => resolve(authenticateUser(request))).then((answer) => {
+      if (answer === null || answer === undefined) return withKey(request, reply, done, needed)
+      const user = checkedSignedInUser(answer)
+      const missing = needed === undefined ? undefined : firstMissing(user.scopes, needed)
+      if (missing !== undefined) return void sendInsufficientScope(reply, missing)
+      setSignedInUser(request, user)
+      done()
+    }).catch((error: unknown) => failed(request, reply, done, error))
+  }
+
+  function withKey (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes): void {
     const keyText = keyTextFromHeader(request.headers.authorization)
     if (keyText === null) return void sendUnauthorized(reply)
     let key

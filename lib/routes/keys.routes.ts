@@ -11,6 +11,7 @@ import {
 } from '../api/create-key.schema.js'
 import { type Caller, type CreateKeyInput, type KeygateApi, type RotateKeyInput, type UpdateKeyInput, USAGE_DAYS_INVALID } from '../api/keygate-api.js'
 import { verifiedKeyOf } from '../auth/hook.js'
+import { signedInUserOf } from '../auth/management-sign-in.js'
 import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import { GracePeriodInvalidError, InternalError, InvalidRequestError, isKeygateError, RouteNotFoundError } from '../errors.js'
@@ -74,8 +75,9 @@ const createdKeySchema = {
   properties: { apiKey: { type: 'string' }, ...keyInfoProperties }
 } as const
 
-const canRead = { apiKey: { scopes: [KEYS_READ] } }
-const canWrite = { apiKey: { scopes: [KEYS_WRITE] } }
+// `keygateManagement` lets the host's sign-in (option authenticateManagement) in here, and nowhere else.
+const canRead = { apiKey: { scopes: [KEYS_READ] }, keygateManagement: true }
+const canWrite = { apiKey: { scopes: [KEYS_WRITE] }, keygateManagement: true }
 
 // The 4xx bodies these routes send, the hook's 401/403/429 included.
 const errorSchema = {
@@ -97,6 +99,7 @@ const keyUsageSchema = {
   }
 } as const
 
+const UNLIMITED = Object.freeze({ perMinute: null, perHour: null })
 const DELETE_SUFFIX = '/delete'
 const ROTATE_SUFFIX = '/rotate'
 const USAGE_SUFFIX = '/usage'
@@ -124,6 +127,9 @@ function nameBefore (request: FastifyRequest, suffix: string): string | undefine
  * with full power, so it fails instead.
  */
 function callerOf (request: FastifyRequest): Caller {
+  const signedIn = signedInUserOf(request)
+  // A person acts with the scopes the host gave them; they have no limits, expiry or credits of their own.
+  if (signedIn !== null) return { tenant: signedIn.tenant, user: signedIn.user, scopes: signedIn.scopes, limits: UNLIMITED }
   const entry = verifiedKeyOf(request)
   if (request.apiKey === null || entry === null) throw new InternalError()
   const { tenant, scopes, limits, expires } = request.apiKey
