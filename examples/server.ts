@@ -3,11 +3,14 @@
 //   PGLITE_DIR    keep the PGlite data in this folder instead of memory
 //   REDIS_URL     register @fastify/redis
 //   KEYGATE_SECRET, PORT (3000), HOST (127.0.0.1)
+//   OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL  let people sign in to the management routes with
+//                 an ID token from that OpenID Connect provider (see examples/oidc-sign-in.ts)
 import { PGlite } from '@electric-sql/pglite'
 import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
 import { Kysely, PGliteDialect } from 'kysely'
 import keygate, { type KeygateOptions } from '../lib/index.js'
+import { oidcSignIn } from './oidc-sign-in.js'
 
 const env = process.env
 
@@ -24,7 +27,10 @@ if ('destroy' in db) app.addHook('onClose', async () => await db.destroy())
 if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
   await app.register(fastifyRedis, { url: env.REDIS_URL, closeClient: true })
 }
-await app.register(keygate, { db, secret: env.KEYGATE_SECRET })
+const oidc = env.OIDC_ISSUER !== undefined && env.OIDC_AUDIENCE !== undefined && env.OIDC_JWKS_URL !== undefined
+  ? oidcSignIn({ issuer: env.OIDC_ISSUER, audience: env.OIDC_AUDIENCE, jwksUrl: env.OIDC_JWKS_URL })
+  : undefined
+await app.register(keygate, { db, secret: env.KEYGATE_SECRET, ...(oidc === undefined ? {} : { authenticateManagement: oidc }) })
 
 app.get('/health', { config: { apiKey: false } }, async () => ({ status: 'ok' }))
 
