@@ -51,6 +51,13 @@ export interface KeygateOptions {
   maxLifetimeDays?: number
   /** Keys older than this many days are listed with `rotationDue: true`. Default 90. */
   rotateAfterDays?: number
+  /**
+   * Audit events older than this many days are removed, in batches, by a job off the request
+   * path. Default: none (events are kept until the host removes them).
+   */
+  auditRetentionDays?: number
+  /** How often each instance records key expiries and applies `auditRetentionDays`, in ms. Default 60000. */
+  auditJobMs?: number
   /** Longest grace period a rotation may give the old key text, in seconds. Default 604800 (7 days). */
   maxGracePeriodSeconds?: number
   /** How often each instance writes the usage it counted to the database, in ms. Default 10000. */
@@ -121,6 +128,8 @@ export interface ResolvedOptions {
   readonly routes: boolean
   readonly maxKeys: number
   readonly maxLifetimeDays: number | undefined
+  readonly auditRetentionDays: number | undefined
+  readonly auditJobMs: number
   readonly rotateAfterDays: number
   readonly maxGracePeriodSeconds: number
   readonly usageFlushMs: number
@@ -314,6 +323,8 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     maxKeys: resolvePositiveInteger('maxKeys', options.maxKeys ?? DEFAULTS.maxKeys),
     maxLifetimeDays: options.maxLifetimeDays === undefined ? undefined : resolvePositiveInteger('maxLifetimeDays', options.maxLifetimeDays),
     rotateAfterDays: resolvePositiveInteger('rotateAfterDays', options.rotateAfterDays ?? DEFAULTS.rotateAfterDays),
+    auditRetentionDays: options.auditRetentionDays === undefined ? undefined : resolvePositiveInteger('auditRetentionDays', options.auditRetentionDays),
+    auditJobMs: resolvePositiveInteger('auditJobMs', options.auditJobMs ?? DEFAULTS.auditJobMs),
     maxGracePeriodSeconds: resolveNonNegativeInteger('maxGracePeriodSeconds', options.maxGracePeriodSeconds ?? DEFAULTS.maxGracePeriodSeconds, 'expected a whole number of seconds, 0 or more'),
     usageFlushMs: resolvePositiveInteger('usageFlushMs', options.usageFlushMs ?? DEFAULTS.usageFlushMs),
     secret: resolveSecret(options.secret),
