@@ -67,10 +67,17 @@ export async function listEvents (db: Db, tenant: string, filter: AuditFilter): 
     at: row.at.toISOString(),
     action: row.action as AuditAction,
     actor: row.actor as AuditActor,
-    target: row.target as AuditTarget | null,
+    target: targetOf(row.target as AuditTarget | null),
     ip: row.ip,
     requestId: row.request_id
   }))
+}
+
+/** In the documented key order (jsonb keeps its own), so an export reads the same as a page. */
+function targetOf (target: AuditTarget | null): AuditTarget | null {
+  if (target === null) return null
+  const { identifier, name, from } = target
+  return from === undefined ? { identifier, name } : { identifier, name, from }
 }
 
 /** Deletes up to `batch` events older than `date`; returns how many went. */
