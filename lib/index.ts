@@ -135,10 +135,15 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   }))
 
   // An access.denied event changes nothing else: its own write, which the answer does not wait for.
+  const deniedWrites = new Set<Promise<void>>()
   const recordDenied = (tenant: string, target: AuditTarget | null, audit: AuditContext): void => {
-    recordEvent(db, { at: new Date(opts.now()), tenant, action: 'access.denied', actor: audit.actor ?? CODE_ACTOR, target, ip: audit.ip ?? null, requestId: audit.requestId ?? null })
+    const write = recordEvent(db, { at: new Date(opts.now()), tenant, action: 'access.denied', actor: audit.actor ?? CODE_ACTOR, target, ip: audit.ip ?? null, requestId: audit.requestId ?? null })
       .catch((error) => deniedWriteFailed(error, 'keygate: an access.denied audit event could not be written'))
+      .finally(() => deniedWrites.delete(write))
+    deniedWrites.add(write)
   }
+  // Before the pool closes (close hooks run last-registered first): a clean shutdown writes them.
+  fastify.addHook('onClose', async () => { await Promise.all(deniedWrites) })
   if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, recordDenied, choices, maxGracePeriodSeconds: opts.maxGracePeriodSeconds })
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
-import { DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
+import { AUDIT_EXPORT, AUDIT_READ, DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
 import type { KeyCache } from './cache/key-cache.js'
 import { DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
@@ -236,7 +236,7 @@ function resolveScopes (scopes: unknown): readonly string[] {
       fail('scopes', `"${String(scope)}" must be lower-case words joined by ":", like connector:read`)
     }
   }
-  return Object.freeze([...new Set([...scopes as string[], KEYS_READ, KEYS_WRITE])])
+  return Object.freeze([...new Set([...scopes as string[], KEYS_READ, KEYS_WRITE, AUDIT_READ, AUDIT_EXPORT])])
 }
 
 const PLAN_NAME = /^[a-z][a-z0-9_-]*$/

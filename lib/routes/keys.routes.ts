@@ -13,7 +13,7 @@ import { type AuditQuery, type Caller, type CreateKeyInput, type KeygateApi, MAX
 import type { AuditContext, AuditTarget } from '../audit/audit-event.js'
 import { AUDIT_FORMATS, type AuditFormat, CONTENT_TYPES, exportStream } from '../audit/audit-export.js'
 import { verifiedKeyOf } from '../auth/hook.js'
-import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
+import { AUDIT_EXPORT, AUDIT_READ, KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import { GracePeriodInvalidError, InternalError, InvalidRequestError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
@@ -80,8 +80,8 @@ const createdKeySchema = {
 
 const canRead = { apiKey: { scopes: [KEYS_READ] } }
 const canWrite = { apiKey: { scopes: [KEYS_WRITE] } }
-const canReadAudit = { apiKey: { scopes: ['audit:read'] } }
-const canExportAudit = { apiKey: { scopes: ['audit:export'] } }
+const canReadAudit = { apiKey: { scopes: [AUDIT_READ] } }
+const canExportAudit = { apiKey: { scopes: [AUDIT_EXPORT] } }
 
 const auditActorSchema = { type: 'object', additionalProperties: { type: 'string' } } as const
 const auditEventSchema = {

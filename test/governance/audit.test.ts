@@ -286,3 +286,13 @@ function heapAfterGc (): number {
   ;(runInNewContext('gc') as () => void)()
   return process.memoryUsage().heapUsed
 }
+
+t.test('an access.denied write still under way when the app closes is finished first', async (t) => {
+  const db = await database(t)
+  const a = await instance(t, db)
+  const reader = await a.app.keygate.createKey({ name: 'reader', scopes: ['keys:read'] })
+  t.equal((await a.call(reader.apiKey, 'POST', '/api/v1/keys/create', { name: 'x' })).statusCode, 403)
+  await a.app.close()
+  const rows = await sql<{ action: string }>`select action from ${sql.id(db.schema, 'keygate_audit_events')} order by id`.execute(db.db)
+  t.same(rows.rows.map((r) => r.action), ['key.created', 'access.denied'])
+})
