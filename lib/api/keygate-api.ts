@@ -40,9 +40,8 @@ import {
   updateKeys
 } from '../repositories/api-key.repository.js'
 import { dailyUsage, lockTotalsForCopy } from '../repositories/usage.repository.js'
-import { type AuditAction, type AuditContext, type AuditTarget, CODE_ACTOR } from '../audit/audit-event.js'
+import { AUDIT_ACTIONS, type AuditAction, type AuditContext, type AuditEvent, type AuditTarget, CODE_ACTOR } from '../audit/audit-event.js'
 import { type AuditFilter, listEvents, type NewAuditEvent, recordEvent } from '../repositories/audit.repository.js'
-import { AUDIT_ACTIONS, type AuditEvent } from '../audit/audit-event.js'
 import {
   type CreateKeyChoices,
   createKeyBodySchema,
@@ -283,6 +282,8 @@ const DEFAULT_AUDIT_LIMIT = 100
 // Rows per read of an export: large enough to be quick, small enough to stay flat.
 const EXPORT_PAGE = 1000
 const CURSOR_TEXT = /^[1-9][0-9]{0,18}$/
+// Ids are bigserial: a larger number would be a database error, not a page.
+const MAX_ID = 2n ** 63n - 1n
 
 /** The opaque cursor of the page after the one ending at this id. */
 function cursorOf (id: string): string {
@@ -294,7 +295,7 @@ export function auditFilterOf (query: AuditQuery, limit: number): AuditFilter {
   const filter: AuditFilter = { limit }
   if (query.cursor !== undefined) {
     const id = typeof query.cursor === 'string' ? Buffer.from(query.cursor, 'base64url').toString() : ''
-    if (!CURSOR_TEXT.test(id) || cursorOf(id) !== query.cursor) throw new InvalidRequestError('cursor is not one this log gave.')
+    if (!CURSOR_TEXT.test(id) || BigInt(id) > MAX_ID || cursorOf(id) !== query.cursor) throw new InvalidRequestError('cursor is not one this log gave.')
     filter.before = id
   }
   if (query.action !== undefined) {

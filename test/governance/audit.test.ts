@@ -176,6 +176,7 @@ t.test('pagination, filters and refused queries', async (t) => {
     ['?until=2026-02-30T00:00:00Z', 'until must be an ISO 8601 date-time.'],
     ['?cursor=abc', 'cursor is not one this log gave.'],
     ['?cursor=MDA', 'cursor is not one this log gave.'],
+    [`?cursor=${Buffer.from('9999999999999999999').toString('base64url')}`, 'cursor is not one this log gave.'],
     ['?action=key.created&action=key.deleted', 'action must be given once.']
   ]
   for (const [query, message] of bad) {
