@@ -26,6 +26,8 @@ export const DEFAULTS = Object.freeze({
   maxGracePeriodSeconds: 604_800,
   /** How often counted usage is written to the database, in ms. */
   usageFlushMs: 10_000,
+  /** How often key expiries are recorded and audit retention applied, in ms. */
+  auditJobMs: 60_000,
   /** argon2 runs per key id per minute, counting those still running. */
   verificationsPerKeyId: 5,
   /** How long a key queued for renewal waits for others to be read with it, in ms. */

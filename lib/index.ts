@@ -27,6 +27,10 @@ import type { RateLimitStore } from './ratelimit/store.js'
 import { createKeyRecordMapper } from './records/key-info.js'
 import { keyRoutes } from './routes/keys.routes.js'
 import { UsageCounter } from './usage/usage-counter.js'
+import { AuditJob } from './audit/audit-job.js'
+import { type AuditContext, type AuditTarget, CODE_ACTOR } from './audit/audit-event.js'
+import { recordEvent } from './repositories/audit.repository.js'
+import { throttledWarning } from './log/throttled-warning.js'
 import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
@@ -70,6 +74,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     now: opts.now,
     log: fastify.log
   })
+  const auditJob = new AuditJob({ db, intervalMs: opts.auditJobMs, retentionDays: opts.auditRetentionDays, now: opts.now, log: fastify.log })
   const choices = { prefixes: opts.prefixes, grantableScopes: grantableScopes(opts.scopes), plans: Object.keys(opts.plans) }
   const api = createKeygateApi({
     db,
@@ -87,6 +92,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     now: opts.now,
     creditsLeft: createCreditsReader(store, opts.now),
     flushUsage: async () => await usage.flush(),
+    runAuditJob: async () => await auditJob.tick(),
     onDeleted: async (keyId) => await verifiedKeys.deleted(keyId),
     onChanged: async (keyId) => await verifiedKeys.changed(keyId)
   })
@@ -117,6 +123,9 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.addHook('onReady', async () => usage.start())
   // ...and so does the last flush of usage: a clean shutdown writes what was counted.
   fastify.addHook('onClose', async () => await usage.stop())
+  fastify.addHook('onReady', async () => auditJob.start())
+  fastify.addHook('onClose', async () => await auditJob.stop())
+  const deniedWriteFailed = throttledWarning(fastify.log, opts.now)
   fastify.addHook('onRequest', createAuthHook({
     authenticate: verifiedKeys.authenticate,
     limit: createLimiter({ store, now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
@@ -128,7 +137,17 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     log: fastify.log
   }))
 
-  if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, choices, maxGracePeriodSeconds: opts.maxGracePeriodSeconds })
+  // An access.denied event changes nothing else: its own write, which the answer does not wait for.
+  const deniedWrites = new Set<Promise<void>>()
+  const recordDenied = (tenant: string, target: AuditTarget | null, audit: AuditContext): void => {
+    const write = recordEvent(db, { at: new Date(opts.now()), tenant, action: 'access.denied', actor: audit.actor ?? CODE_ACTOR, target, ip: audit.ip ?? null, requestId: audit.requestId ?? null })
+      .catch((error) => deniedWriteFailed(error, 'keygate: an access.denied audit event could not be written'))
+      .finally(() => deniedWrites.delete(write))
+    deniedWrites.add(write)
+  }
+  // Before the pool closes (close hooks run last-registered first): a clean shutdown writes them.
+  fastify.addHook('onClose', async () => { await Promise.all(deniedWrites) })
+  if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, recordDenied, choices, maxGracePeriodSeconds: opts.maxGracePeriodSeconds })
 }
 
 /** The host's store if it gave one, Redis when a client is at hand, this process's memory otherwise. */
@@ -159,6 +178,9 @@ export default keygate
 
 export type { Caller, ChangeKeyOptions, CreatedKey, CreateKeyInput, CreateKeyOptions, CreditsInput, DeleteKeyOptions, KeyCredits, KeygateApi, KeyInfo, KeyUsage, ListKeysOptions, RotateKeyInput, TenantOptions, UpdateKeyInput, UsageOptions } from './api/keygate-api.js'
 export { DEFAULT_TENANT } from './api/keygate-api.js'
+export type { AuditPage, AuditQuery, AuditedOptions } from './api/keygate-api.js'
+export type { AuditAction, AuditActor, AuditContext, AuditEvent, AuditTarget } from './audit/audit-event.js'
+export { AUDIT_ACTIONS } from './audit/audit-event.js'
 export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
 export { signedInUserOf, type AuthenticateManagement, type SignedInUser } from './auth/management-sign-in.js'

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
-import { DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
+import { AUDIT_EXPORT, AUDIT_READ, DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
 import type { AuthenticateManagement } from './auth/management-sign-in.js'
 import type { KeyCache } from './cache/key-cache.js'
 import { DEFAULTS } from './defaults.js'
@@ -52,6 +52,13 @@ export interface KeygateOptions {
   maxLifetimeDays?: number
   /** Keys older than this many days are listed with `rotationDue: true`. Default 90. */
   rotateAfterDays?: number
+  /**
+   * Audit events older than this many days are removed, in batches, by a job off the request
+   * path. Default: none (events are kept until the host removes them).
+   */
+  auditRetentionDays?: number
+  /** How often each instance records key expiries and applies `auditRetentionDays`, in ms. Default 60000. */
+  auditJobMs?: number
   /** Longest grace period a rotation may give the old key text, in seconds. Default 604800 (7 days). */
   maxGracePeriodSeconds?: number
   /** How often each instance writes the usage it counted to the database, in ms. Default 10000. */
@@ -127,6 +134,8 @@ export interface ResolvedOptions {
   readonly routes: boolean
   readonly maxKeys: number
   readonly maxLifetimeDays: number | undefined
+  readonly auditRetentionDays: number | undefined
+  readonly auditJobMs: number
   readonly rotateAfterDays: number
   readonly maxGracePeriodSeconds: number
   readonly usageFlushMs: number
@@ -234,7 +243,7 @@ function resolveScopes (scopes: unknown): readonly string[] {
       fail('scopes', `"${String(scope)}" must be lower-case words joined by ":", like connector:read`)
     }
   }
-  return Object.freeze([...new Set([...scopes as string[], KEYS_READ, KEYS_WRITE])])
+  return Object.freeze([...new Set([...scopes as string[], KEYS_READ, KEYS_WRITE, AUDIT_READ, AUDIT_EXPORT])])
 }
 
 const PLAN_NAME = /^[a-z][a-z0-9_-]*$/
@@ -326,6 +335,8 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     maxKeys: resolvePositiveInteger('maxKeys', options.maxKeys ?? DEFAULTS.maxKeys),
     maxLifetimeDays: options.maxLifetimeDays === undefined ? undefined : resolvePositiveInteger('maxLifetimeDays', options.maxLifetimeDays),
     rotateAfterDays: resolvePositiveInteger('rotateAfterDays', options.rotateAfterDays ?? DEFAULTS.rotateAfterDays),
+    auditRetentionDays: options.auditRetentionDays === undefined ? undefined : resolvePositiveInteger('auditRetentionDays', options.auditRetentionDays),
+    auditJobMs: resolvePositiveInteger('auditJobMs', options.auditJobMs ?? DEFAULTS.auditJobMs),
     maxGracePeriodSeconds: resolveNonNegativeInteger('maxGracePeriodSeconds', options.maxGracePeriodSeconds ?? DEFAULTS.maxGracePeriodSeconds, 'expected a whole number of seconds, 0 or more'),
     usageFlushMs: resolvePositiveInteger('usageFlushMs', options.usageFlushMs ?? DEFAULTS.usageFlushMs),
     secret: resolveSecret(options.secret),

@@ -40,6 +40,8 @@ import {
   updateKeys
 } from '../repositories/api-key.repository.js'
 import { dailyUsage, lockTotalsForCopy } from '../repositories/usage.repository.js'
+import { AUDIT_ACTIONS, type AuditAction, type AuditContext, type AuditEvent, type AuditTarget, CODE_ACTOR } from '../audit/audit-event.js'
+import { type AuditFilter, listEvents, type NewAuditEvent, recordEvent } from '../repositories/audit.repository.js'
 import {
   type CreateKeyChoices,
   createKeyBodySchema,
@@ -136,7 +138,13 @@ export interface TenantOptions {
   tenant?: string
 }
 
-export interface CreateKeyOptions {
+/** Who asks for a change, for the audit event written with it. */
+export interface AuditedOptions {
+  /** Default: actor `{ system: 'code' }`, no ip, no request id. */
+  audit?: AuditContext
+}
+
+export interface CreateKeyOptions extends AuditedOptions {
   /**
    * The key asking for the new one: it cannot grant a permission it lacks, nor, without `*`, a
    * rate limit above its own (403).
@@ -144,12 +152,12 @@ export interface CreateKeyOptions {
   requestedBy?: Caller
 }
 
-export interface DeleteKeyOptions extends TenantOptions {
+export interface DeleteKeyOptions extends TenantOptions, AuditedOptions {
   /** The key asking for the delete: it may delete only keys whose permissions it holds (403). */
   requestedBy?: Caller
 }
 
-export interface ChangeKeyOptions extends TenantOptions {
+export interface ChangeKeyOptions extends TenantOptions, AuditedOptions {
   /**
    * The key asking for the update or rotation: it may change only keys whose permissions it
    * holds, and an update stays within them as a create does (403).
@@ -169,6 +177,29 @@ export interface UsageOptions extends TenantOptions {
   requestedBy?: Caller
   /** How many days, ending today (UTC): an integer from 1 to 366. Default 30. */
   days?: number
+}
+
+export interface AuditQuery extends TenantOptions {
+  /** The key reading: its tenant is the one read. */
+  requestedBy?: Caller
+  /** `next` of the page before. */
+  cursor?: string
+  /** An integer from 1 to 500. Default 100. (The export ignores it.) */
+  limit?: number
+  /** One of the six actions. */
+  action?: string
+  /** ISO 8601 date-times: events at or after `since`, before `until`. */
+  since?: string
+  until?: string
+  /** The target's identifier or name. */
+  target?: string
+}
+
+export interface AuditPage {
+  /** Newest first. */
+  events: AuditEvent[]
+  /** The cursor of the next (older) page; null on the last one. */
+  next: string | null
 }
 
 export interface CreatedKey extends KeyInfo {
@@ -197,6 +228,15 @@ export interface KeygateApi {
    * flush of each instance. Any caller that may list keys may read any key's usage.
    */
   usage (name: string, options?: UsageOptions): Promise<KeyUsage>
+  /** One page of the tenant's audit events, newest first. */
+  listAuditEvents (query?: AuditQuery): Promise<AuditPage>
+  /** Every one of the tenant's audit events that match, newest first, read page by page: memory stays flat. */
+  exportAuditEvents (query?: AuditQuery): AsyncIterable<AuditEvent>
+  /**
+   * Records the `key.expired` events of keys that expired, and removes events past
+   * `auditRetentionDays`, now rather than at the job's next run (every `auditJobMs`). Never rejects.
+   */
+  runAuditJob (): Promise<void>
   /** Writes the usage this instance counted now, rather than at the next flush (every `usageFlushMs`, and at close). */
   flushUsage (): Promise<void>
   /** Brings the plugin's tables up to date (run at startup unless `migrate: false`). */
@@ -224,6 +264,8 @@ export interface KeygateApiDeps {
   creditsLeft?: CreditsReader
   /** Writes this instance's usage counts now. */
   flushUsage: () => Promise<void>
+  /** Runs the audit job now. */
+  runAuditJob: () => Promise<void>
   /** Called after a delete (or a rotation without grace), so authentication forgets the key at once, everywhere. */
   onDeleted?: (keyId: string) => Promise<void>
   /** Called after an update (or a rotation with grace), so authentication re-reads the key at its next request, everywhere. */
@@ -237,6 +279,44 @@ const DEFAULT_USAGE_DAYS = 30
 // A year, leap day included.
 export const MAX_USAGE_DAYS = 366
 export const USAGE_DAYS_INVALID = `days must be an integer from 1 to ${MAX_USAGE_DAYS}.`
+export const MAX_AUDIT_LIMIT = 500
+const DEFAULT_AUDIT_LIMIT = 100
+// Rows per read of an export: large enough to be quick, small enough to stay flat.
+const EXPORT_PAGE = 1000
+const CURSOR_TEXT = /^[1-9][0-9]{0,18}$/
+// Ids are bigserial: a larger number would be a database error, not a page.
+const MAX_ID = 2n ** 63n - 1n
+
+/** The opaque cursor of the page after the one ending at this id. */
+function cursorOf (id: string): string {
+  return Buffer.from(id).toString('base64url')
+}
+
+/** The filter an audit query asks for; anything malformed is a 400, never ignored. */
+export function auditFilterOf (query: AuditQuery, limit: number): AuditFilter {
+  const filter: AuditFilter = { limit }
+  if (query.cursor !== undefined) {
+    const id = typeof query.cursor === 'string' ? Buffer.from(query.cursor, 'base64url').toString() : ''
+    if (!CURSOR_TEXT.test(id) || BigInt(id) > MAX_ID || cursorOf(id) !== query.cursor) throw new InvalidRequestError('cursor is not one this log gave.')
+    filter.before = id
+  }
+  if (query.action !== undefined) {
+    if (!(AUDIT_ACTIONS as readonly unknown[]).includes(query.action)) throw new InvalidRequestError(`action must be one of ${AUDIT_ACTIONS.join(', ')}.`)
+    filter.action = query.action as AuditFilter['action']
+  }
+  for (const bound of ['since', 'until'] as const) {
+    const text = query[bound]
+    if (text === undefined) continue
+    const date = typeof text === 'string' ? parseDateTime(text) : undefined
+    if (date === undefined) throw new InvalidRequestError(`${bound} must be an ISO 8601 date-time.`)
+    filter[bound] = date
+  }
+  if (query.target !== undefined) {
+    if (!isValidName(query.target)) throw new InvalidRequestError('target must be a key identifier or name.')
+    filter.target = query.target
+  }
+  return filter
+}
 
 /** `YYYY-MM-DD` of a UTC day number (days since the epoch). */
 function isoDay (day: number): string {
@@ -317,6 +397,11 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     return { tenant, lockSpace: deps.lockSpace }
   }
 
+  /** The event of a change, to write in the change's own transaction. */
+  function eventOf (action: AuditAction, tenant: string, target: AuditTarget, at: number, audit: AuditContext = {}): NewAuditEvent {
+    return { at: new Date(at), tenant, action, actor: audit.actor ?? CODE_ACTOR, target, ip: audit.ip ?? null, requestId: audit.requestId ?? null }
+  }
+
   /** A new key text with its argon2 hash, drawn and hashed outside any transaction. */
   async function drawKey (prefix: string): Promise<{ key: GeneratedKey, hash: string }> {
     const key = generateKey(prefix)
@@ -377,7 +462,9 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         await lockForCreate(trx, space)
         // Again under the lock: another create may have taken the name or the last place meanwhile.
         await checkRoomFor(trx, space.tenant, name)
-        return await insertKey(trx, { ...row, id: key.keyId, lineage: key.keyId, hash })
+        if (!await insertKey(trx, { ...row, id: key.keyId, lineage: key.keyId, hash })) return false
+        await recordEvent(trx, eventOf('key.created', space.tenant, { identifier: keyIdentifier(prefix, key.keyId), name }, at, options.audit))
+        return true
       }))
       // A new lineage has used nothing: its credits are what was set.
       if (inserted) return { apiKey: key.text, ...info(newListing({ ...row, id: key.keyId, lineage: key.keyId }), at, null, credits?.remaining) }
@@ -442,8 +529,11 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         ...(expires === undefined ? {} : { expires_at: expires }),
         ...credits
       }
-      // `{ name: <its own name> }` changes nothing, and says so by answering the key as it is.
-      const ids = Object.keys(set).length === 0 ? [] : await updateKeys(trx, space.tenant, name, new Date(at), set)
+      // `{ name: <its own name> }` changes nothing, and says so by answering the key as it is (no event).
+      if (Object.keys(set).length === 0) return { row: key, ids: [] }
+      // A new expiry is one still to come, with its own event when it does.
+      const ids = await updateKeys(trx, space.tenant, name, new Date(at), expires === undefined ? set : { ...set, expiry_recorded: false })
+      await recordEvent(trx, eventOf('key.updated', space.tenant, { identifier: keyIdentifier(key.prefix, key.id), name: set.name ?? name }, at, options.audit))
       return { row: { ...key, ...set }, ids }
     }))
     await Promise.all(ids.map(async (id) => await deps.onChanged?.(id)))
@@ -477,6 +567,8 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
         const { id: _id, hash: _hash, seq: _seq, deleted_at: _deleted, sunset_at: _sunset, ...kept } = old
         const row = { ...kept, id: key.keyId, created_at: new Date(at), prefix: old.prefix }
         if (!await insertKey(trx, { ...row, hash })) return undefined
+        const target = { identifier: keyIdentifier(row.prefix, row.id), name, from: keyIdentifier(old.prefix, old.id) }
+        await recordEvent(trx, eventOf('key.rotated', space.tenant, target, at, options.audit))
         return { row, old, ended, sunset }
       }))
       if (rotated !== undefined) {
@@ -532,6 +624,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
       // A text rotated away from it stops with it.
       const ended = await endGracePeriods(trx, space.tenant, name, at)
       await markDeleted(trx, key.id, at)
+      await recordEvent(trx, eventOf('key.deleted', space.tenant, { identifier: keyIdentifier(key.prefix, key.id), name }, at.getTime(), options.audit))
       return [key.id, ...ended]
     }))
     await Promise.all(ids.map(async (id) => await deps.onDeleted?.(id)))
@@ -556,8 +649,35 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     return { name: key.name, identifier: keyIdentifier(key.prefix, key.id), days: answer }
   }
 
+  async function listAuditEvents (query: AuditQuery = {}): Promise<AuditPage> {
+    const limit = query.limit ?? DEFAULT_AUDIT_LIMIT
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_LIMIT) throw new InvalidRequestError(`limit must be an integer from 1 to ${MAX_AUDIT_LIMIT}.`)
+    const filter = auditFilterOf(query, limit)
+    const { tenant } = spaceOf(query)
+    const events = await whileAvailable(() => listEvents(db, tenant, filter))
+    const last = events[events.length - 1]
+    return { events, next: events.length === limit && last !== undefined ? cursorOf(last.id) : null }
+  }
+
+  function exportAuditEvents (query: AuditQuery = {}): AsyncIterable<AuditEvent> {
+    // Checked now, so a bad query fails before anything is sent.
+    const filter = auditFilterOf(query, EXPORT_PAGE)
+    const { tenant } = spaceOf(query)
+    return (async function * () {
+      // Keyset pages: one page of rows in memory at a time, however long the log.
+      for (let before = filter.before; ;) {
+        const page = await listEvents(db, tenant, { ...filter, ...(before === undefined ? {} : { before }) })
+        yield * page
+        if (page.length < EXPORT_PAGE) return
+        before = (page[page.length - 1] as AuditEvent).id
+      }
+    })()
+  }
+
   return {
     createKey,
+    listAuditEvents,
+    exportAuditEvents,
     listKeys: async (options = {}) => await listed(spaceOf(options).tenant, options.owner === undefined ? {} : { owner: options.owner }),
     listOnboardingKeys: async (options = {}) => await listed(spaceOf(options).tenant, { keyFor: 'ONBOARDING', newestFirst: true }),
     deleteKey,
@@ -565,6 +685,7 @@ export function createKeygateApi (deps: KeygateApiDeps): KeygateApi {
     rotateKey,
     usage,
     flushUsage: deps.flushUsage,
+    runAuditJob: deps.runAuditJob,
     migrate: () => whileAvailable(deps.migrate)
   }
 }

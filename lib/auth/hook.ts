@@ -136,9 +136,10 @@ export function createAuthHook ({ authenticate, limit, headers, now, recordUse, 
     new Promise((resolve) => resolve(authenticateUser(request))).then((answer) => {
       if (answer === null || answer === undefined) return withKey(request, reply, done, needed)
       const user = checkedSignedInUser(answer)
+      // Set before the scope check too: a refusal is recorded as theirs.
+      setSignedInUser(request, user)
       const missing = needed === undefined ? undefined : firstMissing(user.scopes, needed)
       if (missing !== undefined) return void sendInsufficientScope(reply, missing)
-      setSignedInUser(request, user)
       done()
     }).catch((error: unknown) => failed(request, reply, done, error))
   }

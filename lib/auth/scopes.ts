@@ -6,9 +6,11 @@ export const DEFAULT_SCOPES: readonly string[] = Object.freeze([
   'query', 'federate', 'connector:read', 'connector:write', 'audit:read', 'audit:export', 'keys:read', 'keys:write'
 ])
 
-/** Always part of the vocabulary: the management routes require them. */
+/** Always part of the vocabulary: the management and audit routes require them. */
 export const KEYS_READ = 'keys:read'
 export const KEYS_WRITE = 'keys:write'
+export const AUDIT_READ = 'audit:read'
+export const AUDIT_EXPORT = 'audit:export'
 
 export const SCOPE_PATTERN = /^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$/
 

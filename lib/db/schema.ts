@@ -41,6 +41,8 @@ export interface ApiKeyTable {
   tenant: ColumnType<string, string | undefined, never>
   /** The host's user id of the key's owner; null: a service account. */
   owner: string | null
+  /** Set when the key's expiry has its `key.expired` audit event. */
+  expiry_recorded: Generated<boolean>
 }
 
 export const CREDITS_INTERVALS = ['day', 'month'] as const
@@ -53,9 +55,23 @@ export interface KeyUsageTable {
   requests: ColumnType<string, number | string, string>
 }
 
+/** One audit event; see lib/audit/audit-event.ts for its public shape. Never anything secret. */
+export interface AuditEventTable {
+  /** bigserial: pg hands it over as a string. Orders events, newest last. */
+  id: Generated<string>
+  at: ColumnType<Date, Date, never>
+  tenant: string
+  action: string
+  actor: ColumnType<Record<string, unknown>, string, never>
+  target: ColumnType<Record<string, unknown> | null, string | null, never>
+  ip: string | null
+  request_id: string | null
+}
+
 export interface KeygateDatabase {
   keygate_api_keys: ApiKeyTable
   keygate_key_usage: KeyUsageTable
+  keygate_audit_events: AuditEventTable
 }
 
 export type ApiKeyRow = Selectable<ApiKeyTable>

@@ -4,7 +4,7 @@ import type { ApiKeyRow, KeygateDatabase, KeyType, NewApiKeyRow } from '../db/sc
 type Db = Kysely<KeygateDatabase>
 
 /** What a listing shows: never the hash. */
-export type ApiKeyListing = Omit<ApiKeyRow, 'hash' | 'deleted_at' | 'seq' | 'sunset_at'>
+export type ApiKeyListing = Omit<ApiKeyRow, 'hash' | 'deleted_at' | 'seq' | 'sunset_at' | 'expiry_recorded'>
 
 const LISTING_COLUMNS = [
   'id', 'prefix', 'name', 'key_for', 'created_at', 'scopes', 'plan', 'rate_limit_per_minute', 'rate_limit_per_hour',
@@ -153,7 +153,7 @@ export async function endGracePeriods (trx: Transaction<KeygateDatabase>, tenant
   return rows.map((row) => row.id)
 }
 
-export type KeyChanges = Partial<Pick<ApiKeyRow, 'name' | 'scopes' | 'plan' | 'rate_limit_per_minute' | 'rate_limit_per_hour' | 'expires_at' | 'owner' |
+export type KeyChanges = Partial<Pick<ApiKeyRow, 'name' | 'scopes' | 'plan' | 'rate_limit_per_minute' | 'rate_limit_per_hour' | 'expires_at' | 'expiry_recorded' | 'owner' |
   'credits_remaining' | 'credits_refill_amount' | 'credits_refill_interval' | 'credits_set_at'>>
 
 /**

@@ -9,10 +9,12 @@ import {
   updateKeyBodySchema,
   updateKeyValidationError
 } from '../api/create-key.schema.js'
-import { type Caller, type CreateKeyInput, type KeygateApi, type RotateKeyInput, type UpdateKeyInput, USAGE_DAYS_INVALID } from '../api/keygate-api.js'
+import { type AuditQuery, type Caller, type CreateKeyInput, type KeygateApi, MAX_AUDIT_LIMIT, type RotateKeyInput, type UpdateKeyInput, USAGE_DAYS_INVALID } from '../api/keygate-api.js'
+import type { AuditContext, AuditTarget } from '../audit/audit-event.js'
+import { AUDIT_FORMATS, type AuditFormat, CONTENT_TYPES, exportStream } from '../audit/audit-export.js'
 import { verifiedKeyOf } from '../auth/hook.js'
 import { signedInUserOf } from '../auth/management-sign-in.js'
-import { KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
+import { AUDIT_EXPORT, AUDIT_READ, KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import { GracePeriodInvalidError, InternalError, InvalidRequestError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
@@ -20,6 +22,8 @@ import { safeError } from '../log/safe-error.js'
 
 export interface KeyRoutesOptions {
   api: KeygateApi
+  /** Writes one `access.denied` event; its own small write, not awaited by the answer. */
+  recordDenied: (tenant: string, target: AuditTarget | null, audit: AuditContext) => void
   choices: CreateKeyChoices
   maxGracePeriodSeconds: number
 }
@@ -78,6 +82,27 @@ const createdKeySchema = {
 // `keygateManagement` lets the host's sign-in (option authenticateManagement) in here, and nowhere else.
 const canRead = { apiKey: { scopes: [KEYS_READ] }, keygateManagement: true }
 const canWrite = { apiKey: { scopes: [KEYS_WRITE] }, keygateManagement: true }
+const canReadAudit = { apiKey: { scopes: [AUDIT_READ] }, keygateManagement: true }
+const canExportAudit = { apiKey: { scopes: [AUDIT_EXPORT] }, keygateManagement: true }
+
+const auditActorSchema = { type: 'object', additionalProperties: { type: 'string' } } as const
+const auditEventSchema = {
+  type: 'object',
+  required: ['id', 'at', 'action', 'actor', 'target', 'ip', 'requestId'],
+  properties: {
+    id: { type: 'string' },
+    at: { type: 'string', format: 'date-time' },
+    action: { type: 'string' },
+    actor: auditActorSchema,
+    target: {
+      type: ['object', 'null'],
+      required: ['identifier', 'name'],
+      properties: { identifier: { type: ['string', 'null'] }, name: { type: ['string', 'null'] }, from: { type: 'string' } }
+    },
+    ip: { type: ['string', 'null'] },
+    requestId: { type: ['string', 'null'] }
+  }
+} as const
 
 // The 4xx bodies these routes send, the hook's 401/403/429 included.
 const errorSchema = {
@@ -105,6 +130,42 @@ const ROTATE_SUFFIX = '/rotate'
 const USAGE_SUFFIX = '/usage'
 // Digits only, no sign, no leading zero: `days=1.5`, `days=+3` or `days=030` are refused, not rounded.
 const DAYS_TEXT = /^[1-9][0-9]{0,2}$/
+const AUDIT_QUERY = ['cursor', 'action', 'since', 'until', 'target'] as const
+
+/** What the request says of itself for its audit event. */
+function auditOf (request: FastifyRequest): AuditContext {
+  const signedIn = signedInUserOf(request)
+  const actor = signedIn !== null ? { user: signedIn.user } : { identifier: (request.apiKey as { identifier: string }).identifier }
+  return { actor, ip: request.ip, requestId: request.id }
+}
+
+/** `?cursor=&action=&since=&until=&target=` and, for a page, `?limit=`; the API checks the values. */
+function auditQueryOf (request: FastifyRequest, withLimit: boolean): AuditQuery {
+  const query = request.query as Record<string, unknown>
+  const asked: AuditQuery = { requestedBy: callerOf(request) }
+  for (const name of AUDIT_QUERY) {
+    const value = query[name]
+    if (value === undefined) continue
+    // A repeated parameter arrives as an array: refused, not one of them picked.
+    if (typeof value !== 'string') throw new InvalidRequestError(`${name} must be given once.`)
+    asked[name] = value
+  }
+  if (withLimit && query.limit !== undefined) {
+    if (typeof query.limit !== 'string' || !DAYS_TEXT.test(query.limit)) throw new InvalidRequestError(`limit must be an integer from 1 to ${MAX_AUDIT_LIMIT}.`)
+    asked.limit = Number(query.limit)
+  }
+  return asked
+}
+
+/** The key a management URL names, for an access.denied event: after /keys/ and before any suffix. */
+function nameInUrl (request: FastifyRequest): string | null {
+  const path = (request.params as { '*'?: string } | undefined)?.['*']
+  if (typeof path !== 'string' || path === '') return null
+  for (const suffix of [DELETE_SUFFIX, ROTATE_SUFFIX, USAGE_SUFFIX]) {
+    if (request.method !== 'PATCH' && path.endsWith(suffix) && path.length > suffix.length) return path.slice(0, -suffix.length)
+  }
+  return request.method === 'PATCH' ? path : null
+}
 
 /** `?days=` as a number, undefined when absent; a bad value is a 400, never a silent default. */
 function daysOf (request: FastifyRequest): number | undefined {
@@ -137,7 +198,7 @@ function callerOf (request: FastifyRequest): Caller {
 }
 
 /** The management routes: the four of the Metlo API, update, rotate and usage. */
-export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGracePeriodSeconds }: KeyRoutesOptions): Promise<void> {
+export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, choices, maxGracePeriodSeconds }: KeyRoutesOptions): Promise<void> {
   // Strict, like keygate.createKey: no coercion, unknown properties refused (Fastify's default drops them).
   const ajv = createStrictAjv()
   fastify.setValidatorCompiler(({ schema }) => ajv.compile(schema))
@@ -154,6 +215,16 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
     const code = (STATUS_CODES[status] ?? 'Bad Request').toLowerCase().replace(/[^a-z]+/g, '_')
     return reply.code(status).send({ error: code, message: error.message })
   })
+  // A management request refused for a missing permission, by the hook or by a caller rule of
+  // the API, is an access.denied event. Route hooks of this context run for the hook's answers too.
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const tenant = request.apiKey?.tenant ?? signedInUserOf(request)?.tenant
+    if (reply.statusCode === 403 && tenant !== undefined) {
+      const name = nameInUrl(request)
+      recordDenied(tenant, name === null ? null : { identifier: null, name }, auditOf(request))
+    }
+    done()
+  })
   // Under the route prefix every answer is the contract's envelope, a 404 included.
   fastify.setNotFoundHandler(function keyRoutesNotFound (request: FastifyRequest, reply: FastifyReply) {
     return sendError(reply, new RouteNotFoundError(request.method, request.url.split('?', 1)[0] as string))
@@ -165,7 +236,29 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
       body: createKeyBodySchema(choices),
       response: { 200: createdKeySchema, '4xx': errorSchema }
     }
-  }, async (request) => await api.createKey(request.body as CreateKeyInput, { requestedBy: callerOf(request) }))
+  }, async (request) => await api.createKey(request.body as CreateKeyInput, { requestedBy: callerOf(request), audit: auditOf(request) }))
+
+  fastify.get('/audit', {
+    config: canReadAudit,
+    schema: {
+      response: {
+        200: { type: 'object', required: ['events', 'next'], properties: { events: { type: 'array', items: auditEventSchema }, next: { type: ['string', 'null'] } } },
+        '4xx': errorSchema
+      }
+    }
+  }, async (request) => await api.listAuditEvents(auditQueryOf(request, true)))
+
+  fastify.get('/audit/export', {
+    config: canExportAudit,
+    schema: { response: { '4xx': errorSchema } }
+  }, async (request, reply) => {
+    const format = (request.query as { format?: unknown }).format ?? 'ndjson'
+    if (!(AUDIT_FORMATS as readonly unknown[]).includes(format)) throw new InvalidRequestError(`format must be one of ${AUDIT_FORMATS.join(', ')}.`)
+    // A bad query throws here, before the 200 is sent.
+    const events = api.exportAuditEvents(auditQueryOf(request, false))
+    reply.header('content-type', CONTENT_TYPES[format as AuditFormat])
+    return reply.send(exportStream(events, format as AuditFormat))
+  })
 
   fastify.get('/list', {
     config: canRead,
@@ -207,7 +300,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
   }, async (request, reply) => {
     const name = nameBefore(request, DELETE_SUFFIX)
     if (name === undefined) return reply.callNotFound()
-    await api.deleteKey(name, { requestedBy: callerOf(request) })
+    await api.deleteKey(name, { requestedBy: callerOf(request), audit: auditOf(request) })
     return { status: 'OK' }
   })
 
@@ -223,7 +316,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
   }, async (request, reply) => {
     const name = nameBefore(request, ROTATE_SUFFIX)
     if (name === undefined) return reply.callNotFound()
-    return await api.rotateKey(name, request.body as RotateKeyInput, { requestedBy: callerOf(request) })
+    return await api.rotateKey(name, request.body as RotateKeyInput, { requestedBy: callerOf(request), audit: auditOf(request) })
   })
 
   // PATCH {prefix}/:name: the whole path is the name.
@@ -235,7 +328,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, choices, maxGr
     }
   }, async (request) => {
     const name = (request.params as { '*': string })['*']
-    return await api.updateKey(name, request.body as UpdateKeyInput, { requestedBy: callerOf(request) })
+    return await api.updateKey(name, request.body as UpdateKeyInput, { requestedBy: callerOf(request), audit: auditOf(request) })
   })
 
   /** A body that failed its route's schema, as the contract's 400 for that route. */

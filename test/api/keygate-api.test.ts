@@ -56,6 +56,7 @@ t.test('a drawn key id already taken means a new draw; five taken ones fail', as
     db: database.db.withSchema(database.schema),
     migrate: async () => {},
     flushUsage: async () => {},
+    runAuditJob: async () => {},
     hasher,
     choices: { prefixes: ['metlo'], grantableScopes: ['*'], plans: ['free'] },
     defaultPlan: 'free',

@@ -112,4 +112,6 @@ t.test('a host vocabulary', async (t) => {
   await t.rejects(app.keygate.createKey({ name: 'q', scopes: ['query'] }), { code: 'FST_KEYGATE_SCOPE_INVALID' }, 'the default vocabulary is replaced')
   const manager = (await app.keygate.createKey({ name: 'm', scopes: ['keys:read'] })).apiKey
   t.equal((await app.inject({ url: '/api/v1/keys/list', headers: { authorization: manager } })).statusCode, 200, 'keys:read is always there')
+  const auditor = (await app.keygate.createKey({ name: 'a', scopes: ['audit:read', 'audit:export'] })).apiKey
+  t.equal((await app.inject({ url: '/api/v1/keys/audit', headers: { authorization: auditor } })).statusCode, 200, 'and so are audit:read and audit:export')
 })

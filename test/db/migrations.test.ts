@@ -6,9 +6,9 @@ t.test('migrations create the keygate_ tables in the schema, with their own book
   const { app, database } = await buildAppWithDatabase(t)
   const tables = await sql<{ table_name: string }>`
     select table_name from information_schema.tables where table_schema = ${database.schema} order by table_name`.execute(database.db)
-  t.same(tables.rows.map((r) => r.table_name), ['keygate_api_keys', 'keygate_key_usage', 'keygate_migration', 'keygate_migration_lock'])
+  t.same(tables.rows.map((r) => r.table_name), ['keygate_api_keys', 'keygate_audit_events', 'keygate_key_usage', 'keygate_migration', 'keygate_migration_lock'])
   const applied = await database.db.withSchema(database.schema).selectFrom('keygate_migration').select('name').execute()
-  t.same(applied.map((r) => r.name), ['001_api_keys', '002_scopes_and_plans', '003_lifecycle', '004_tenants_and_owners'])
+  t.same(applied.map((r) => r.name), ['001_api_keys', '002_scopes_and_plans', '003_lifecycle', '004_tenants_and_owners', '005_audit_events'])
 
   await app.keygate.createKey({ name: 'kept' })
   await app.keygate.migrate()
