@@ -35,6 +35,13 @@ t.test('a signed-in person manages their tenant\'s keys; the keys they create ar
   const deleted = await a.app.inject({ method: 'DELETE', url: '/api/v1/keys/ci/delete', headers: asAlice })
   t.same([deleted.statusCode, deleted.json()], [200, { status: 'OK' }])
   t.equal((await a.call(created.json().apiKey)).statusCode, 401)
+  const events = (await a.app.keygate.listAuditEvents({ tenant: 'acme' })).events
+  t.same(events.map((e) => [e.action, e.actor, e.target?.name ?? null]), [
+    ['key.deleted', { user: 'alice' }, 'ci'],
+    ['access.denied', { user: 'alice' }, null],
+    ['key.created', { user: 'alice' }, 'svc'],
+    ['key.created', { user: 'alice' }, 'ci']
+  ], 'the audit log names the person, refusals included')
 })
 
 t.test('a person lacking a scope gets the contract\'s 403; nobody signed in falls back to the key', async (t) => {
