@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import { keyIdentifier } from '../keys/key-text.js'
 import type { KeygateDatabase } from '../db/schema.js'
+import { PeriodicTask } from '../jobs/periodic-task.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import { deleteEventsBefore, recordExpiries } from '../repositories/audit.repository.js'
 import { EXPIRY_ACTOR } from './audit-event.js'
@@ -26,35 +27,29 @@ export interface AuditJobOptions {
  */
 export class AuditJob {
   #options: AuditJobOptions
-  #timer: NodeJS.Timeout | null = null
-  #running: Promise<void> | null = null
-  #warn: Warn
+  readonly #warn: Warn
+  readonly #task: PeriodicTask
 
   constructor (options: AuditJobOptions) {
     this.#options = options
     this.#warn = throttledWarning(options.log, options.now)
+    this.#task = new PeriodicTask(async () => {
+      await this.#run().catch((error) => this.#warn(error, 'keygate: the audit job failed; it runs again at its next interval'))
+    }, options.intervalMs)
   }
 
   start (): void {
-    if (this.#timer !== null) return
-    // A tick during a slow run is skipped rather than queued.
-    this.#timer = setInterval(() => { if (this.#running === null) void this.tick() }, this.#options.intervalMs)
-    this.#timer.unref()
+    this.#task.start()
   }
 
   /** Stops the timer and waits for a run under way. */
   async stop (): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer)
-    this.#timer = null
-    await this.#running
+    await this.#task.stop()
   }
 
   /** One run now. Never rejects: a failure is logged (once a minute at most) and the next run tries again. */
   async tick (): Promise<void> {
-    while (this.#running !== null) await this.#running
-    this.#running = this.#run().catch((error) => this.#warn(error, 'keygate: the audit job failed; it runs again at its next interval'))
-      .finally(() => { this.#running = null })
-    await this.#running
+    await this.#task.run()
   }
 
   async #run (): Promise<void> {

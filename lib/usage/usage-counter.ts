@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { KeygateDatabase } from '../db/schema.js'
+import { PeriodicTask } from '../jobs/periodic-task.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import { addDailyUsage, addKeyTotals, type DayCount, type LineageTotal, lockTotalsForFlush } from '../repositories/usage.repository.js'
 
@@ -35,8 +36,7 @@ export interface UsageCounterOptions {
  */
 export class UsageCounter {
   #counts = new Map<string, LineageCount>()
-  #flushing: Promise<void> | null = null
-  #timer: NodeJS.Timeout | null = null
+  readonly #task: PeriodicTask
   // Once a minute each at most: a database that is down would otherwise log at every flush.
   readonly #warnFailed: Warn
   readonly #warnFull: Warn
@@ -45,6 +45,7 @@ export class UsageCounter {
 
   constructor (options: UsageCounterOptions) {
     this.#options = options
+    this.#task = new PeriodicTask(async () => await this.#flushOnce(), options.flushMs)
     this.#warnFailed = throttledWarning(options.log, options.now)
     this.#warnFull = throttledWarning(options.log, options.now)
   }
@@ -73,16 +74,12 @@ export class UsageCounter {
 
   /** Flushes every `flushMs` from now on; the timer never keeps the process alive. */
   start (): void {
-    if (this.#timer !== null) return
-    // A tick during a slow flush is skipped rather than queued: the next tick writes what came in.
-    this.#timer = setInterval(() => { if (this.#flushing === null) void this.flush() }, this.#options.flushMs)
-    this.#timer.unref()
+    this.#task.start()
   }
 
   /** Stops the timer and writes what is left: a clean shutdown loses nothing. */
   async stop (): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer)
-    this.#timer = null
+    await this.#task.stop()
     await this.flush()
   }
 
@@ -92,13 +89,15 @@ export class UsageCounter {
    * logged (once a minute at most) and its counts wait for the next flush.
    */
   async flush (): Promise<void> {
-    while (this.#flushing !== null) await this.#flushing
+    await this.#task.run()
+  }
+
+  async #flushOnce (): Promise<void> {
     if (this.#counts.size === 0) return
     // Taken out before writing: requests during the write count toward the next flush.
     const taken = this.#counts
     this.#counts = new Map()
-    this.#flushing = this.#write(taken).finally(() => { this.#flushing = null })
-    await this.#flushing
+    await this.#write(taken)
   }
 
   async #write (taken: Map<string, LineageCount>): Promise<void> {
