@@ -277,7 +277,7 @@ const MAX_ID_DRAWS = 5
 const DAY_MS = 86_400_000
 const DEFAULT_USAGE_DAYS = 30
 // A year, leap day included.
-export const MAX_USAGE_DAYS = 366
+const MAX_USAGE_DAYS = 366
 export const USAGE_DAYS_INVALID = `days must be an integer from 1 to ${MAX_USAGE_DAYS}.`
 export const MAX_AUDIT_LIMIT = 500
 const DEFAULT_AUDIT_LIMIT = 100
@@ -293,7 +293,7 @@ function cursorOf (id: string): string {
 }
 
 /** The filter an audit query asks for; anything malformed is a 400, never ignored. */
-export function auditFilterOf (query: AuditQuery, limit: number): AuditFilter {
+function auditFilterOf (query: AuditQuery, limit: number): AuditFilter {
   const filter: AuditFilter = { limit }
   if (query.cursor !== undefined) {
     const id = typeof query.cursor === 'string' ? Buffer.from(query.cursor, 'base64url').toString() : ''

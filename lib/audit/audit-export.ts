@@ -9,14 +9,14 @@ export const CONTENT_TYPES: Record<AuditFormat, string> = {
   csv: 'text/csv; charset=utf-8'
 }
 
-export const CSV_COLUMNS = ['id', 'at', 'action', 'actor', 'target_identifier', 'target_name', 'target_from', 'ip', 'request_id'] as const
+const CSV_COLUMNS = ['id', 'at', 'action', 'actor', 'target_identifier', 'target_name', 'target_from', 'ip', 'request_id'] as const
 
 // OWASP's list: a spreadsheet reads a cell starting with these as a formula.
 const FORMULA_START = /^[=+\-@\t\r]/
 const NEEDS_QUOTES = /[",\r\n]/
 
 /** One CSV cell: neutralised against formula injection, then quoted as RFC 4180 asks. */
-export function csvCell (value: string | null | undefined): string {
+function csvCell (value: string | null | undefined): string {
   if (value === null || value === undefined) return ''
   const safe = FORMULA_START.test(value) ? `'${value}` : value
   return NEEDS_QUOTES.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe

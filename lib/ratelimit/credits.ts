@@ -8,7 +8,7 @@ import type { WindowRequest } from './store.js'
  * never ends when nothing refills. Its limit is `remaining` in the period that holds `setAt` and
  * `refill.amount` in every later one: a refill sets the credits left to `amount`, it does not add.
  */
-export const CREDITS_WINDOW = 'credits'
+const CREDITS_WINDOW = 'credits'
 
 const DAY_MS = 86_400_000
 
