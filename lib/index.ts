@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
+import type { RedisClient } from './redis/client.js'
 import fp from 'fastify-plugin'
 import { createKeygateApi } from './api/keygate-api.js'
 import { createFingerprinter } from './auth/fingerprint.js'
@@ -35,7 +35,7 @@ import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
   const opts = resolveOptions(options)
-  const redis = opts.redis ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: Redis }).redis : undefined)
+  const redis = opts.redis ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: RedisClient }).redis : undefined)
   if (redis !== undefined && opts.cache === undefined && !opts.secretGiven) {
     throw new InvalidOptionError('secret', 'required when Redis is used: every instance must compute the same key fingerprints')
   }
@@ -151,14 +151,14 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
 }
 
 /** The host's store if it gave one, Redis when a client is at hand, this process's memory otherwise. */
-function rateLimitStore (opts: ResolvedOptions, redis: Redis | Cluster | undefined): RateLimitStore {
+function rateLimitStore (opts: ResolvedOptions, redis: RedisClient | undefined): RateLimitStore {
   if (opts.rateLimitStore !== undefined) return opts.rateLimitStore
   if (redis !== undefined) return new RedisRateLimitStore({ client: redis, timeoutMs: opts.redisTimeout })
   return new MemoryRateLimitStore()
 }
 
 /** Redis behind this process's cache when a client is at hand; nothing shared otherwise. */
-function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: Redis | Cluster | undefined): KeyCache | undefined {
+function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: RedisClient | undefined): KeyCache | undefined {
   if (redis === undefined) return undefined
   return new RedisKeyCache({
     client: redis,
@@ -192,6 +192,7 @@ export type { CachedKey, Invalidation, KeyCache } from './cache/key-cache.js'
 export { MemoryKeyCache, type MemoryKeyCacheOptions } from './cache/memory.cache.js'
 export { RedisKeyCache, type RedisKeyCacheOptions } from './cache/redis.cache.js'
 export type { ConnectionOptions, KeygateOptions } from './options.js'
+export type { RedisClient } from './redis/client.js'
 export { DEFAULT_SCOPES } from './auth/scopes.js'
 export type { HeaderStyle } from './ratelimit/headers.js'
 export type { OnStoreError } from './ratelimit/limiter.js'
