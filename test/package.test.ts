@@ -159,3 +159,57 @@ app.get('/x', { config: { apiKey: { scopes: ['query'] } } }, async (request) => 
   const result = await run(process.execPath, [tsc, '-p', '.'], host).then(() => ({ code: 0, output: '' }), (error: { code: number, stdout: string }) => ({ code: error.code, output: error.stdout }))
   t.same(result, { code: 0, output: '' }, 'tsc reports nothing')
 })
+
+// A host on Kysely 0.28 (the line for Node 20: 0.29 declares Node 22), with nothing else of ours:
+// the peer range is tested, not claimed. Its types must accept the host's own Kysely instance.
+const host28 = join(work, 'host-kysely-0.28')
+const host28Installed = (async () => {
+  await mkdir(host28)
+  await writeFile(join(host28, 'package.json'), JSON.stringify({ name: 'host-kysely-0-28', private: true, type: 'module' }))
+  const versions = await Promise.all(['fastify', 'pg', '@types/pg', 'typescript', '@types/node'].map(async (name) => `${name}@${await installed(name)}`))
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, ...versions, 'kysely@0.28'], host28)
+})()
+
+t.test('a host on Kysely 0.28 passes its own instance, type-checked and, on PostgreSQL, used', async (t) => {
+  await host28Installed
+  t.match(JSON.parse(await readFile(join(host28, 'node_modules/kysely/package.json'), 'utf8')), { version: /^0\.28\./ })
+  t.equal(await readFile(join(host28, 'node_modules/fastify-keygate/node_modules/kysely/package.json'), 'utf8').catch(() => 'none'), 'none', 'no second Kysely')
+  await writeFile(join(host28, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2023', 'DOM'], types: ['node'], strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true },
+    include: ['*.ts']
+  }))
+  await writeFile(join(host28, 'app.ts'), `import Fastify from 'fastify'
+import keygate from 'fastify-keygate'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+
+const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: process.env.DATABASE_URL }) }) })
+const schema = process.env.SCHEMA ?? 'keygate'
+const app = Fastify()
+await app.register(keygate, { db, schema })
+app.get('/whoami', async (request) => ({ name: request.apiKey?.name ?? null }))
+await app.ready()
+const { apiKey } = await app.keygate.createKey({ name: 'on-0.28', keyFor: 'GENERIC' })
+const rotated = await app.keygate.rotateKey('on-0.28', {})
+const withOld = await app.inject({ url: '/whoami', headers: { authorization: 'Bearer ' + apiKey } })
+const withNew = await app.inject({ url: '/whoami', headers: { authorization: 'Bearer ' + rotated.apiKey } })
+await app.keygate.deleteKey('on-0.28')
+const actions = (await app.keygate.listAuditEvents({})).events.map((event) => event.action)
+await app.close()
+await sql\`drop schema \${sql.id(schema)} cascade\`.execute(db)
+await db.destroy()
+process.stdout.write(JSON.stringify({ old: [withOld.statusCode, withOld.json()], new: [withNew.statusCode, withNew.json()], actions }))
+`)
+  const checked = await run(process.execPath, [tsc, '-p', '.'], host28).then(() => ({ code: 0, output: '' }), (error: { code: number, stdout: string }) => ({ code: error.code, output: error.stdout }))
+  t.same(checked, { code: 0, output: '' }, 'tsc reports nothing')
+
+  const url = process.env.DATABASE_URL
+  if (url === undefined || url === '') return t.skip('using it needs PostgreSQL (DATABASE_URL); PGlite needs Kysely 0.29\'s dialect')
+  await run(process.execPath, [tsc, '-p', '.', '--noEmit', 'false', '--outDir', 'out'], host28)
+  const { stdout } = await run(process.execPath, ['out/app.js'], host28, { SCHEMA: `keygate_k28_${process.pid}` })
+  t.same(JSON.parse(stdout), {
+    old: [200, { name: 'on-0.28' }],
+    new: [200, { name: 'on-0.28' }],
+    actions: ['key.deleted', 'key.rotated', 'key.created']
+  })
+})
