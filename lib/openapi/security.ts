@@ -26,13 +26,16 @@ export interface DocumentObject {
   security?: SecurityRequirement
 }
 
-/** What @fastify/swagger hands a route's `config.swaggerTransform`. */
+/**
+ * What @fastify/swagger hands a route's `config.swaggerTransform`, typed loosely enough that a
+ * transform taking it fits @fastify/swagger's own type (the plugin does not depend on it).
+ */
 export interface SwaggerTransformInput {
-  schema?: Record<string, unknown>
+  schema?: object
   url: string
-  route: { config?: { apiKey?: unknown } }
-  openapiObject?: DocumentObject
-  swaggerObject?: DocumentObject
+  route: { config?: object }
+  openapiObject?: object
+  swaggerObject?: object
 }
 
 /** The requirement a route's `config.apiKey` (already checked) states. */
@@ -47,7 +50,8 @@ export function securityOf (setting: unknown): SecurityRequirement {
  * makes a key the document's default requirement, unless the host set one: a route without
  * `config.apiKey: false` needs a key wherever it was registered.
  */
-export function addSecurityScheme ({ openapiObject, swaggerObject }: Pick<SwaggerTransformInput, 'openapiObject' | 'swaggerObject'>): void {
+export function addSecurityScheme (input: Pick<SwaggerTransformInput, 'openapiObject' | 'swaggerObject'>): void {
+  const { openapiObject, swaggerObject } = input as { openapiObject?: DocumentObject, swaggerObject?: DocumentObject }
   if (openapiObject !== undefined) {
     openapiObject.components ??= {}
     openapiObject.components.securitySchemes ??= {}

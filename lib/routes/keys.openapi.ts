@@ -117,13 +117,13 @@ function documented (doc: RouteDoc) {
   return function keygateRouteDoc ({ schema = {}, url, route, openapiObject, swaggerObject }: SwaggerTransformInput) {
     addSecurityScheme({ openapiObject, swaggerObject })
     const { path, response, ...described } = doc
-    const own = schema.response as Record<string, unknown> | undefined
+    const own = (schema as { response?: Record<string, unknown> }).response
     return {
       url: path === undefined ? url : url.replace(/\/\*$/, path),
       schema: {
         ...schema,
         ...described,
-        security: securityOf(route.config?.apiKey),
+        security: securityOf((route.config as { apiKey?: unknown } | undefined)?.apiKey),
         // The route's 200 (what Fastify serializes with) described, then every other answer.
         response: { ...response, 200: { ...(own?.[200] as object | undefined), ...(response[200] as object) } }
       }
