@@ -1,4 +1,4 @@
-import type { FastifyInstance, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify'
 
 /** The name of the API-key scheme in `components.securitySchemes`. */
 export const SECURITY_SCHEME_NAME = 'apiKey'
@@ -71,9 +71,9 @@ export function addSecurityScheme (input: Pick<SwaggerTransformInput, 'openapiOb
  * object is replaced, not changed: a host may share one between routes.
  */
 export function documentRouteSecurity (routeOptions: RouteOptions): void {
-  const schema = routeOptions.schema as (RouteOptions['schema'] & { security?: unknown }) | undefined
+  const schema = routeOptions.schema as (FastifySchema & { security?: unknown }) | undefined
   if (schema?.security !== undefined) return
-  routeOptions.schema = { ...schema, security: securityOf(routeOptions.config?.apiKey) } as RouteOptions['schema']
+  routeOptions.schema = { ...schema, security: securityOf(routeOptions.config?.apiKey) } as FastifySchema
 }
 
 /**

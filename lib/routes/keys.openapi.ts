@@ -114,8 +114,9 @@ interface RouteDoc {
  * names may be long or hold a slash) are shown as the paths clients call.
  */
 function documented (doc: RouteDoc) {
-  return function keygateRouteDoc ({ schema = {}, url, route, openapiObject, swaggerObject }: SwaggerTransformInput) {
-    addSecurityScheme({ openapiObject, swaggerObject })
+  return function keygateRouteDoc (input: SwaggerTransformInput) {
+    const { schema = {}, url, route } = input
+    addSecurityScheme(input)
     const { path, response, ...described } = doc
     const own = (schema as { response?: Record<string, unknown> }).response
     return {
