@@ -27,6 +27,7 @@ import type { RateLimitStore } from './ratelimit/store.js'
 import { createKeyRecordMapper } from './records/key-info.js'
 import { keyRoutes } from './routes/keys.routes.js'
 import { UsageCounter } from './usage/usage-counter.js'
+import { documentRouteSecurity, documentsOpenapi } from './openapi/security.js'
 import { AuditJob } from './audit/audit-job.js'
 import { type AuditContext, type AuditTarget, CODE_ACTOR } from './audit/audit-event.js'
 import { recordEvent } from './repositories/audit.repository.js'
@@ -113,6 +114,8 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.decorateRequest(kSignedInUser, null)
   const routeConfigs = new RouteConfigs(opts.scopes)
   fastify.addHook('onRoute', routeConfigs.onRoute)
+  // With @fastify/swagger, each route's schema states what it asks of a key (see lib/openapi).
+  if (documentsOpenapi(fastify, opts.routes)) fastify.addHook('onRoute', documentRouteSecurity)
   // Routes registered before the plugin: startup fails for a bad setting there too.
   fastify.addHook('onReady', async () => {
     for (const { setting, where } of notedRoutes(fastify) ?? []) routeConfigs.check(setting, where)
@@ -201,3 +204,4 @@ export { MemoryRateLimitStore } from './ratelimit/memory.store.js'
 export { RedisRateLimitStore, type RedisRateLimitStoreOptions } from './ratelimit/redis.store.js'
 export type { ConsumeRequest, ConsumeResult, RateLimitStore, WindowRequest } from './ratelimit/store.js'
 export * as errors from './errors.js'
+export { SECURITY_SCHEME, SECURITY_SCHEME_NAME } from './openapi/security.js'
