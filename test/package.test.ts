@@ -82,7 +82,8 @@ import { Kysely, PGliteDialect } from 'kysely'
 import { PGlite } from '@electric-sql/pglite'`}
 
 async function main () {
-  const app = Fastify()
+  // PGlite's start and the migrations take seconds on a busy machine: more than avvio's default 10.
+  const app = Fastify({ pluginTimeout: 120000 })
   const db = new Kysely({ dialect: new PGliteDialect({ pglite: new PGlite() }) })
   await app.register(keygate, { db })
   app.get('/whoami', async (request) => ({ name: request.apiKey.name, scopes: request.apiKey.scopes }))
@@ -179,7 +180,7 @@ import pg from 'pg'
 
 const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: process.env.DATABASE_URL }) }) })
 const schema = process.env.SCHEMA ?? 'keygate'
-const app = Fastify()
+const app = Fastify({ pluginTimeout: 120000 })
 await app.register(keygate, { db, schema })
 app.get('/whoami', async (request) => ({ name: request.apiKey?.name ?? null }))
 await app.ready()
