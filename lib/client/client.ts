@@ -1,6 +1,6 @@
 import { type ErrorBody, errorFor, KeygateConnectionError, RateLimitedError } from './errors.js'
 import { type KeygateClientOptions, resolveClientOptions } from './options.js'
-import { rateLimitOf } from './rate-limit.js'
+import { deprecationOf, rateLimitOf } from './rate-limit.js'
 import type {
   AuditEvent,
   AuditExportQuery,
@@ -20,6 +20,9 @@ import type {
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE'
 type Query = Record<string, string | number | Date | undefined>
+
+/** What a response says of the caller, besides its body. */
+type Told = Pick<KeygateResult<unknown>, 'rateLimit' | 'deprecation'>
 
 interface Call {
   method: Method
@@ -78,7 +81,7 @@ async function * ndjson (body: ReadableStream<Uint8Array>): AsyncGenerator<Audit
 
 /**
  * A client of the key-management routes of a server running fastify-keygate. Every method answers
- * `{ data, rateLimit, status }` or throws a KeygateError; the key is held in a private field and
+ * `{ data, rateLimit, deprecation, status }` or throws a KeygateError; the key is held in a private field and
  * is never part of an error, a log line or what `util.inspect` and `JSON.stringify` show.
  */
 export class KeygateClient {
@@ -187,21 +190,21 @@ export class KeygateClient {
    * `audit:export`. For a long log, `exportAuditStream` or `exportAuditEvents` keep memory flat.
    */
   async exportAudit (query: AuditExportQuery = {}): Promise<KeygateResult<string>> {
-    const { response, rateLimit } = await this.#send(this.#exportCall(query))
-    return { data: await response.text(), rateLimit, status: response.status }
+    const { response, told } = await this.#send(this.#exportCall(query))
+    return { data: await response.text(), ...told, status: response.status }
   }
 
   /** The same, as the response's byte stream (to pipe to a file: `Readable.fromWeb(data)`). */
   async exportAuditStream (query: AuditExportQuery = {}): Promise<KeygateResult<ReadableStream<Uint8Array>>> {
-    const { response, rateLimit } = await this.#send(this.#exportCall(query))
+    const { response, told } = await this.#send(this.#exportCall(query))
     if (response.body === null) throw new KeygateConnectionError(`The server answered ${response.status} without a body.`)
-    return { data: response.body, rateLimit, status: response.status }
+    return { data: response.body, ...told, status: response.status }
   }
 
   /** The NDJSON export parsed as it arrives, one event at a time, newest first. */
   async exportAuditEvents (filter: AuditFilter = {}): Promise<KeygateResult<AsyncIterable<AuditEvent>>> {
-    const { data, rateLimit, status } = await this.exportAuditStream({ ...filter, format: 'ndjson' })
-    return { data: ndjson(data), rateLimit, status }
+    const { data, ...rest } = await this.exportAuditStream({ ...filter, format: 'ndjson' })
+    return { data: ndjson(data), ...rest }
   }
 
   toJSON (): { baseUrl: string, routePrefix: string } {
@@ -217,7 +220,7 @@ export class KeygateClient {
   }
 
   async #json<T> (call: Call): Promise<KeygateResult<T>> {
-    const { response, rateLimit } = await this.#send(call)
+    const { response, told } = await this.#send(call)
     const text = await response.text()
     let data: T
     try {
@@ -225,11 +228,11 @@ export class KeygateClient {
     } catch {
       throw new KeygateConnectionError(`The server answered ${response.status} with a body that is not JSON.`)
     }
-    return { data, rateLimit, status: response.status }
+    return { data, ...told, status: response.status }
   }
 
   /** One call, and with `retryOnRateLimit` one more after a 429's wait. */
-  async #send (call: Call): Promise<{ response: Response, rateLimit: KeygateResult<unknown>['rateLimit'] }> {
+  async #send (call: Call): Promise<{ response: Response, told: Told }> {
     try {
       return await this.#sendOnce(call)
     } catch (error) {
@@ -240,7 +243,7 @@ export class KeygateClient {
     }
   }
 
-  async #sendOnce (call: Call): Promise<{ response: Response, rateLimit: KeygateResult<unknown>['rateLimit'] }> {
+  async #sendOnce (call: Call): Promise<{ response: Response, told: Told }> {
     const search = new URLSearchParams()
     for (const [name, value] of Object.entries(call.query ?? {})) {
       if (value !== undefined) search.set(name, value instanceof Date ? value.toISOString() : String(value))
@@ -260,7 +263,7 @@ export class KeygateClient {
     }
     const rateLimit = rateLimitOf(response.headers, this.#now())
     if (!response.ok) throw await this.#errorOf(response, rateLimit)
-    return { response, rateLimit }
+    return { response, told: { rateLimit, deprecation: deprecationOf(response.headers) } }
   }
 
   async #errorOf (response: Response, rateLimit: KeygateResult<unknown>['rateLimit']): Promise<Error> {

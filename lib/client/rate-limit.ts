@@ -1,4 +1,4 @@
-import type { RateLimitState } from './types.js'
+import type { KeyDeprecation, RateLimitState } from './types.js'
 
 const WHOLE = /^[0-9]{1,15}$/
 
@@ -62,4 +62,14 @@ function fromIetf (headers: Headers, receivedAt: number): RateLimitState | null 
  */
 export function rateLimitOf (headers: Headers, receivedAt: number): RateLimitState | null {
   return fromXRateLimit(headers) ?? fromIetf(headers, receivedAt)
+}
+
+/** `Deprecation: @<Unix seconds>` and `Sunset: <HTTP date>`, sent while a rotated-away key still works. */
+export function deprecationOf (headers: Headers): KeyDeprecation | null {
+  const deprecation = headers.get('deprecation')?.trim()
+  if (deprecation === undefined || !deprecation.startsWith('@')) return null
+  const seconds = whole(deprecation.slice(1))
+  if (seconds === undefined) return null
+  const sunset = Date.parse(headers.get('sunset') ?? '')
+  return { at: new Date(seconds * 1000), sunset: Number.isNaN(sunset) ? null : new Date(sunset) }
 }

@@ -185,11 +185,24 @@ export interface RateLimitState {
   reset: Date
 }
 
+/**
+ * The client's key was rotated away and works until `sunset`: the response's `Deprecation`
+ * (RFC 9745) and `Sunset` (RFC 8594) headers. Switch to the new key before then.
+ */
+export interface KeyDeprecation {
+  /** When the key was rotated away. */
+  at: Date
+  /** When it stops working; null when the response did not say. */
+  sunset: Date | null
+}
+
 /** What every method answers: the body, and what the response said of the caller's rate limit. */
 export interface KeygateResult<T> {
   data: T
   /** null when the response carried no rate-limit headers (a key without rate limits, a signed-in person). */
   rateLimit: RateLimitState | null
+  /** Set while the client's key is in the grace period of a rotation; null otherwise. */
+  deprecation: KeyDeprecation | null
   /** The HTTP status (200). */
   status: number
 }

@@ -43,6 +43,7 @@ t.test('every key route, with its exact answer and the rate-limit state of each 
       credits: null
     },
     rateLimit: { limit: 20, remaining: 19, reset: MINUTE_END },
+    deprecation: null,
     status: 200
   })
   t.ok(created.rateLimit?.reset instanceof Date, 'the reset is a Date')
@@ -59,15 +60,16 @@ t.test('every key route, with its exact answer and the rate-limit state of each 
   t.same(all.rateLimit, { limit: 20, remaining: 17, reset: MINUTE_END })
 
   const owned = await client.listKeys({ owner: 'user-1' })
-  t.same(owned, { data: [infoOf(created.data)], rateLimit: { limit: 20, remaining: 16, reset: MINUTE_END }, status: 200 })
+  t.same(owned, { data: [infoOf(created.data)], rateLimit: { limit: 20, remaining: 16, reset: MINUTE_END }, deprecation: null, status: 200 })
   t.same((await client.listKeys({ owner: 'nobody' })).data, [])
 
-  t.same(await client.listOnboardingKeys(), { data: [infoOf(onboarding.data)], rateLimit: { limit: 20, remaining: 14, reset: MINUTE_END }, status: 200 })
+  t.same(await client.listOnboardingKeys(), { data: [infoOf(onboarding.data)], rateLimit: { limit: 20, remaining: 14, reset: MINUTE_END }, deprecation: null, status: 200 })
 
   const updated = await client.updateKey('ci', { owner: null, rateLimit: { perMinute: 5 }, expiresAt: new Date('2026-05-01T00:00:00Z') })
   t.same(updated, {
     data: { ...infoOf(created.data), owner: null, serviceAccount: true, limits: { perMinute: 5, perHour: 1000 }, expires: '2026-05-01T00:00:00.000Z' },
     rateLimit: { limit: 20, remaining: 13, reset: MINUTE_END },
+    deprecation: null,
     status: 200
   })
 
@@ -81,6 +83,7 @@ t.test('every key route, with its exact answer and the rate-limit state of each 
       rotatingFrom: { identifier: created.data.identifier, sunset: '2026-03-03T12:01:30.000Z' }
     },
     rateLimit: { limit: 20, remaining: 12, reset: MINUTE_END },
+    deprecation: null,
     status: 200
   })
   const again = await client.rotateKey('ci')
@@ -90,11 +93,12 @@ t.test('every key route, with its exact answer and the rate-limit state of each 
   t.same(await client.usage('admin', { days: 2 }), {
     data: { name: 'admin', identifier: admin.identifier, days: [{ date: '2026-03-02', requests: 0 }, { date: '2026-03-03', requests: 9 }] },
     rateLimit: { limit: 20, remaining: 10, reset: MINUTE_END },
+    deprecation: null,
     status: 200
   })
   t.same((await client.usage('ci')).data.days.length, 30, 'the server default: 30 days')
 
-  t.same(await client.deleteKey('ci'), { data: { status: 'OK' }, rateLimit: { limit: 20, remaining: 8, reset: MINUTE_END }, status: 200 })
+  t.same(await client.deleteKey('ci'), { data: { status: 'OK' }, rateLimit: { limit: 20, remaining: 8, reset: MINUTE_END }, deprecation: null, status: 200 })
   t.same((await client.listKeys()).data.map((key) => key.name), ['admin', 'onboard'])
 
   // A new minute: a new window.
@@ -147,7 +151,7 @@ t.test('the audit log: a page, filters, the cursor, every page, the export as te
   ]
 
   const first = await client.listAuditEvents({ limit: 2 })
-  t.same(first, { data: { events: events.slice(0, 2), next: first.data.next }, rateLimit: { limit: 100, remaining: 95, reset: MINUTE_END }, status: 200 })
+  t.same(first, { data: { events: events.slice(0, 2), next: first.data.next }, rateLimit: { limit: 100, remaining: 95, reset: MINUTE_END }, deprecation: null, status: 200 })
   t.type(first.data.next, 'string')
   t.same((await client.listAuditEvents({ limit: 2, cursor: first.data.next as string })).data.events, events.slice(2, 4))
   t.same((await client.listAuditEvents()).data, { events, next: null })
@@ -210,4 +214,18 @@ t.test('the IETF draft headers give the same state; a signed-in person has none'
   const made = await person.createKey({ name: 'alice-key' })
   t.same(made.rateLimit, null, 'no rate-limit headers: null')
   t.same(made.data.owner, 'alice')
+})
+
+t.test('a key in its rotation grace is told so on every result: deprecation and sunset', async (t) => {
+  const { client, baseUrl, clock } = await setup(t)
+  const rotated = await client.rotateKey('admin', { gracePeriodSeconds: 90 })
+  t.same(rotated.deprecation, null, 'the answer to the rotation itself came before it')
+  clock.advance(1_000)
+  const old = await client.listKeys()
+  t.same(old.deprecation, { at: new Date('2026-03-03T12:00:00.000Z'), sunset: new Date('2026-03-03T12:01:30.000Z') })
+  t.same(old.rateLimit, { limit: 20, remaining: 18, reset: MINUTE_END }, 'both texts share one budget')
+  const renewed = new KeygateClient({ baseUrl, apiKey: rotated.data.apiKey })
+  const fresh = await renewed.listKeys()
+  t.same(fresh.deprecation, null)
+  t.same(fresh.rateLimit, { limit: 20, remaining: 17, reset: MINUTE_END })
 })
