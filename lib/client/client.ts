@@ -221,12 +221,12 @@ export class KeygateClient {
 
   async #json<T> (call: Call): Promise<KeygateResult<T>> {
     const { response, told } = await this.#send(call)
-    const text = await response.text()
     let data: T
     try {
-      data = JSON.parse(text) as T
+      data = JSON.parse(await response.text()) as T
     } catch {
-      throw new KeygateConnectionError(`The server answered ${response.status} with a body that is not JSON.`)
+      // A connection cut mid-body, or a body that is not JSON.
+      throw new KeygateConnectionError(`The server answered ${response.status} with a body that could not be read as JSON.`)
     }
     return { data, ...told, status: response.status }
   }
