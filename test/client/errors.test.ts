@@ -12,6 +12,7 @@ import {
   NotFoundError,
   RateLimitedError,
   ServerError,
+  ServiceUnavailableError,
   UnauthorizedError
 } from '../../lib/client/index.js'
 import { unknownKey } from '../helpers/keys.js'
@@ -200,4 +201,25 @@ t.test('the key is in no error, no message, no stack, no cause, and not in the c
   t.equal(inspect(client), `KeygateClient { baseUrl: '${baseUrl}', routePrefix: '/api/v1/keys', keyIdentifier: '${admin.identifier}' }`)
   t.same(JSON.parse(JSON.stringify(client)), { baseUrl, routePrefix: '/api/v1/keys' })
   t.equal(client.keyIdentifier, admin.identifier)
+})
+
+t.test('5xx: ServerError for internal_error, ServiceUnavailableError for a store that is down', async (t) => {
+  const failingSignIn = await serveApp(t, { authenticateManagement: async () => { throw new Error('the sign-in broke') } })
+  const admin = await failingSignIn.app.keygate.createKey({ name: 'admin' })
+  const internal = await caught(new KeygateClient({ baseUrl: failingSignIn.baseUrl, apiKey: admin.apiKey }).listKeys())
+  t.ok(internal instanceof ServerError)
+  t.notOk(internal instanceof ServiceUnavailableError)
+  t.match(internal, { name: 'ServerError', status: 500, code: 'internal_error', message: 'Internal error.' })
+
+  let consumed = 0
+  const storeDown = await serveApp(t, {
+    onStoreError: 'deny',
+    rateLimitStore: { consume: async () => { consumed++; throw new Error('the store is down') } }
+  })
+  const other = await storeDown.app.keygate.createKey({ name: 'admin' })
+  const unavailable = await caught(new KeygateClient({ baseUrl: storeDown.baseUrl, apiKey: other.apiKey, retryOnRateLimit: true }).listKeys())
+  t.ok(unavailable instanceof ServiceUnavailableError)
+  t.ok(unavailable instanceof ServerError)
+  t.match(unavailable, { name: 'ServiceUnavailableError', status: 503, code: 'service_unavailable', message: 'The rate-limit store is unavailable. Try again shortly.', retryAfter: 1, rateLimit: null })
+  t.equal(consumed, 1, 'retryOnRateLimit retries 429s only')
 })
