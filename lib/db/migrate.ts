@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely'
-import { type MigrationResultSet, Migrator } from 'kysely/migration'
+import * as kysely from 'kysely'
+import type { MigrationResultSet, Migrator } from 'kysely/migration'
 import { migrations } from './migrations/index.js'
 
 // The plugin's own bookkeeping tables, so it never collides with the host's migrations.
@@ -10,8 +10,9 @@ export const MIGRATION_LOCK_TABLE = 'keygate_migration_lock'
  * Brings the keygate tables up to date, in `schema` when one is given (created if missing).
  * Safe to run from many instances at once: Kysely's Migrator takes a lock.
  */
-export async function migrateToLatest (db: Kysely<any>, schema: string | undefined): Promise<void> {
-  const migrator = new Migrator({
+export async function migrateToLatest (db: kysely.Kysely<any>, schema: string | undefined): Promise<void> {
+  const KyselyMigrator = await migratorClass()
+  const migrator = new KyselyMigrator({
     db: schema === undefined ? db : db.withSchema(schema),
     migrationTableSchema: schema,
     provider: { getMigrations: async () => migrations },
@@ -20,4 +21,13 @@ export async function migrateToLatest (db: Kysely<any>, schema: string | undefin
   })
   const { error }: MigrationResultSet = await migrator.migrateToLatest()
   if (error !== undefined) throw error
+}
+
+/**
+ * Kysely's Migrator, from where the host's Kysely has it: the package itself up to 0.28,
+ * `kysely/migration` from 0.29 (which no longer exports it from the package).
+ */
+async function migratorClass (): Promise<typeof Migrator> {
+  const fromPackage = (kysely as unknown as { Migrator?: typeof Migrator }).Migrator
+  return fromPackage ?? (await import('kysely/migration')).Migrator
 }
