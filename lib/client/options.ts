@@ -12,26 +12,26 @@ export interface KeygateClientOptions {
    * The server's address, e.g. `https://api.example.com` (a path is kept: `https://example.com/gateway`).
    * Default: env `KEYGATE_BASE_URL`, then `METALOGUE_BASE_URL`.
    */
-  baseUrl?: string
+  baseUrl?: string | undefined
   /** The key to call with. Default: env `KEYGATE_API_KEY`, then `METALOGUE_API_KEY`, then `METLO_API_KEY`. */
-  apiKey?: string
+  apiKey?: string | undefined
   /** The plugin's `routePrefix`. Default `/api/v1/keys`. */
-  routePrefix?: string
+  routePrefix?: string | undefined
   /**
    * On a 429 `rate_limit_exceeded`, wait `retryAfter` seconds and send the request once more.
    * Never for `credits_exhausted`, nor when the wait is over `maxRetryWaitSeconds`. Default false.
    */
-  retryOnRateLimit?: boolean
+  retryOnRateLimit?: boolean | undefined
   /** The longest wait `retryOnRateLimit` accepts, in seconds. Default 60. */
-  maxRetryWaitSeconds?: number
+  maxRetryWaitSeconds?: number | undefined
   /** Where variables are read. Default `process.env`. */
-  env?: Record<string, string | undefined>
+  env?: Record<string, string | undefined> | undefined
   /** Default the global `fetch`. */
-  fetch?: typeof fetch
+  fetch?: typeof fetch | undefined
   /** How the retry waits. Default a timer. For tests. */
-  sleep?: (ms: number) => Promise<void>
+  sleep?: ((ms: number) => Promise<void>) | undefined
   /** The clock, in milliseconds since the epoch, for resets told in seconds from now. Default `Date.now`. */
-  now?: () => number
+  now?: (() => number) | undefined
 }
 
 export interface ResolvedClientOptions {

@@ -100,12 +100,12 @@ export interface RotateKeyInput {
 
 export interface ListKeysQuery {
   /** Only the keys of this owner. */
-  owner?: string
+  owner?: string | undefined
 }
 
 export interface UsageQuery {
   /** 1 to 366, ending today (UTC). Default (the server's): 30. */
-  days?: number
+  days?: number | undefined
 }
 
 /** A key's requests per UTC day. */
@@ -142,27 +142,27 @@ export interface AuditEvent {
 
 /** Filters of the audit log. */
 export interface AuditFilter {
-  action?: AuditAction
+  action?: AuditAction | undefined
   /** At or after; ISO 8601 or a Date. */
-  since?: string | Date
+  since?: string | Date | undefined
   /** Before; ISO 8601 or a Date. */
-  until?: string | Date
+  until?: string | Date | undefined
   /** A key's identifier or name. */
-  target?: string
+  target?: string | undefined
 }
 
 export interface AuditQuery extends AuditFilter {
   /** 1 to 500. Default (the server's): 100. */
-  limit?: number
+  limit?: number | undefined
   /** `next` of the page before. */
-  cursor?: string
+  cursor?: string | undefined
 }
 
 export type AuditFormat = 'ndjson' | 'csv'
 
 export interface AuditExportQuery extends AuditFilter {
   /** Default `ndjson`. */
-  format?: AuditFormat
+  format?: AuditFormat | undefined
 }
 
 export interface AuditPage {
