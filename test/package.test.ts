@@ -46,17 +46,20 @@ t.test('npm pack builds both module systems and ships them with their types and 
   ]) {
     t.ok(files.includes(expected), expected)
   }
-  t.same(files.filter((f) => !f.startsWith('dist/') && !['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json'].includes(f)), [], 'nothing but dist/ and the docs')
+  t.same(files.filter((f) => !f.startsWith('dist/') && !['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json', 'client/package.json'].includes(f)), [], 'nothing but dist/, the docs and the client entry for old resolvers')
+  for (const entry of ['dist/esm/client/index.js', 'dist/esm/client/index.d.ts', 'dist/cjs/client/index.js', 'dist/cjs/client/index.d.ts']) t.ok(files.includes(entry), entry)
   t.same(files.filter((f) => f.endsWith('.map')), [], 'no source maps: the sources they would point at are not shipped')
   t.same(files.filter((f) => /\.(test|tst)\./.test(f)), [], 'no tests')
   t.same(JSON.parse(await readFile(join(root, 'dist/cjs/package.json'), 'utf8')), { type: 'commonjs' })
 })
 
-t.test('attw finds no problem with the types of any entry point, from require or import', async (t) => {
-  const { stdout } = await run(process.execPath, [join(root, 'node_modules/@arethetypeswrong/cli/dist/index.js'), tarball, '--format', 'json'], root)
-    .catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }))
-  const report = JSON.parse(stdout) as { problems?: unknown[], analysis?: { problems?: unknown[] } }
-  t.same(report.problems ?? report.analysis?.problems ?? [], [], 'no problems')
+t.test('attw finds no problem with the types of the plugin and the client, from require, import or an old resolver', async (t) => {
+  // attw exits 1 when it finds a problem; its table says which.
+  const result = await run(process.execPath, [join(root, 'node_modules/@arethetypeswrong/cli/dist/index.js'), tarball, '--no-color'], root)
+    .then(({ stdout }) => ({ code: 0, stdout }), (error: { code: number, stdout: string }) => ({ code: error.code, stdout: error.stdout }))
+  t.equal(result.code, 0, result.code === 0 ? 'attw exits 0' : result.stdout)
+  t.match(result.stdout, 'No problems found')
+  t.match(result.stdout, '"fastify-keygate/client"', 'the client entry was analysed')
 })
 
 // One host, made as a user would: its own package.json, the tarball and what it needs beside it.
@@ -75,11 +78,13 @@ const hostApp = (syntax: 'require' | 'import'): string => `${syntax === 'require
   ? `const Fastify = require('fastify')
 const keygate = require('fastify-keygate')
 const { Kysely, PGliteDialect } = require('kysely')
-const { PGlite } = require('@electric-sql/pglite')`
+const { PGlite } = require('@electric-sql/pglite')
+const { KeygateClient, NotFoundError } = require('fastify-keygate/client')`
   : `import Fastify from 'fastify'
 import keygate from 'fastify-keygate'
 import { Kysely, PGliteDialect } from 'kysely'
-import { PGlite } from '@electric-sql/pglite'`}
+import { PGlite } from '@electric-sql/pglite'
+import { KeygateClient, NotFoundError } from 'fastify-keygate/client'`}
 
 async function main () {
   // PGlite's start and the migrations take seconds on a busy machine: more than avvio's default 10.
@@ -92,9 +97,21 @@ async function main () {
   const { apiKey } = await app.keygate.createKey({ name: '${syntax}', keyFor: 'GENERIC', scopes: ['query'] })
   const withKey = await fetch(base + '/whoami', { headers: { authorization: 'Bearer ' + apiKey } })
   const without = await fetch(base + '/whoami')
+  // The SDK from the same install, with a key that may manage keys.
+  const admin = await app.keygate.createKey({ name: 'admin', keyFor: 'GENERIC' })
+  const client = new KeygateClient({ baseUrl: base, apiKey: admin.apiKey })
+  const listed = await client.listKeys()
+  const missing = await client.deleteKey('nobody').catch((error) => error)
   const answer = {
     withKey: { status: withKey.status, body: await withKey.json(), limit: withKey.headers.get('x-ratelimit-limit') },
-    without: { status: without.status, body: await without.json() }
+    without: { status: without.status, body: await without.json() },
+    sdk: {
+      names: listed.data.map((key) => key.name),
+      limit: listed.rateLimit.limit,
+      remaining: listed.rateLimit.remaining,
+      resetIsDate: listed.rateLimit.reset instanceof Date,
+      notFound: [missing instanceof NotFoundError, missing.status, missing.code]
+    }
   }
   await app.close()
   await db.destroy()
@@ -110,7 +127,8 @@ for (const [syntax, file] of [['require', 'app.cjs'], ['import', 'app.mjs']] as 
     const { stdout } = await run(process.execPath, [file], host)
     t.same(JSON.parse(stdout), {
       withKey: { status: 200, body: { name: syntax, scopes: ['query'] }, limit: '60' },
-      without: { status: 401, body: { error: 'unauthorized', message: 'Client unauthorized' } }
+      without: { status: 401, body: { error: 'unauthorized', message: 'Client unauthorized' } },
+      sdk: { names: [syntax, 'admin'], limit: 60, remaining: 59, resetIsDate: true, notFound: [true, 404, 'key_not_found'] }
     })
   })
 }
@@ -185,7 +203,7 @@ await app.register(keygate, { db, schema })
 app.get('/whoami', async (request) => ({ name: request.apiKey?.name ?? null }))
 await app.ready()
 const { apiKey } = await app.keygate.createKey({ name: 'on-0.28', keyFor: 'GENERIC' })
-const rotated = await app.keygate.rotateKey('on-0.28', {})
+const rotated = await app.keygate.rotateKey('on-0.28', { gracePeriodSeconds: 3600 })
 const withOld = await app.inject({ url: '/whoami', headers: { authorization: 'Bearer ' + apiKey } })
 const withNew = await app.inject({ url: '/whoami', headers: { authorization: 'Bearer ' + rotated.apiKey } })
 await app.keygate.deleteKey('on-0.28')
