@@ -23,7 +23,9 @@ function database (): KeygateOptions['db'] {
   return new Kysely({ dialect: new PGliteDialect({ pglite: new PGlite(env.PGLITE_DIR) }) })
 }
 
-const app = Fastify({ logger: true })
+// PGlite's first start (WebAssembly) and the migrations can take more than avvio's default 10 s
+// on a busy machine.
+const app = Fastify({ logger: true, pluginTimeout: 60_000 })
 const db = database()
 if ('destroy' in db) app.addHook('onClose', async () => await db.destroy())
 
