@@ -1,6 +1,5 @@
 import { createWriteStream } from 'node:fs'
 import { unlink } from 'node:fs/promises'
-import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Kysely } from 'kysely'
 import type { AuditQuery, CreateKeyInput, KeygateApi, UpdateKeyInput } from '../api/keygate-api.js'
@@ -269,9 +268,13 @@ const auditExport: CommandSpec = {
       const text = exportStream(counted, format as AuditFormat)
       const file = values.output
       if (file === undefined) {
-        // The standard output stays open for whoever runs this in-process; a pipe that closes
+        // The standard output stays open for whoever runs this in-process; a reader that stops
         // early (| head) just ends the export.
-        await pipeline(text, passOn(), context.io.stdout, { end: false })
+        try {
+          await pipeline(text, context.io.stdout, { end: false })
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== 'EPIPE') throw error
+        }
         return
       }
       try {
@@ -285,11 +288,6 @@ const auditExport: CommandSpec = {
       context.io.stdout.write(`Wrote ${count} audit event${count === 1 ? '' : 's'} (${format}) to ${file}.\n`)
     }
   }
-}
-
-/** A plain pass-through, so the pipeline's end option applies to the last stream only. */
-function passOn (): Transform {
-  return new Transform({ transform: (chunk, _encoding, done) => done(null, chunk) })
 }
 
 export const COMMANDS: Record<string, CommandSpec> = {

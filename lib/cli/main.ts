@@ -171,10 +171,10 @@ function parseErrorText (error: unknown): string {
 async function execute (parsed: Parsed, io: CliIo): Promise<void> {
   const spec = COMMANDS[parsed.command]!
   const { values } = parsed
-  const target = databaseTarget(values, io.env, parsed.command)
-  const config = await readConfig(values.config, parsed.command)
   // Everything the command line says is checked before the database is opened.
   const prepared = spec.prepare(values, parsed.name, parsed.command)
+  const target = databaseTarget(values, io.env, parsed.command)
+  const config = await readConfig(values.config, parsed.command)
   const connection = await openConnection(target)
   try {
     // Fastify never listens here: the plugin is the programmatic API. Its logger stays off, so
@@ -187,7 +187,8 @@ async function execute (parsed: Parsed, io: CliIo): Promise<void> {
       const context: CommandContext = { api: app.keygate, db: connection.db, schema: values.schema, values, io, audit: { actor: CLI_ACTOR } }
       await prepared(context)
     } finally {
-      await app.close()
+      // After a failed start close may fail the same way; what the user sees is the first error.
+      await app.close().catch(() => {})
     }
   } finally {
     await connection.close()
