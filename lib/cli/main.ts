@@ -70,13 +70,16 @@ export const CLI_ACTOR = Object.freeze({ system: 'cli' })
  * never throws.
  */
 export async function run (argv: readonly string[], io: CliIo): Promise<number> {
-  let command = ''
   try {
     const parsed = parse(argv)
-    command = parsed.command
     if (parsed.help !== undefined) {
-      io.stdout.write(parsed.help)
-      return EXIT_OK
+      // Asked for, it is the answer; given for a command line that names no command, it is an error.
+      if (parsed.helpAsked) {
+        io.stdout.write(parsed.help)
+        return EXIT_OK
+      }
+      io.stderr.write(parsed.help)
+      return EXIT_USAGE
     }
     await execute(parsed, io)
     return EXIT_OK
@@ -95,13 +98,15 @@ interface Parsed {
   command: string
   /** Set when the answer is a help text. */
   help?: string
+  /** The help was asked for (--help), rather than given for a missing command. */
+  helpAsked?: boolean
   values: Values
   /** The key name of delete, rotate and update. */
   name?: string
 }
 
 function parse (argv: readonly string[]): Parsed {
-  if (argv.length === 0) throw new UsageError('missing command', '')
+  if (argv.length === 0) return { command: '', help: TOP_HELP, values: {} }
   let result
   try {
     result = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true, tokens: true })
@@ -111,14 +116,16 @@ function parse (argv: readonly string[]): Parsed {
   const { values, positionals, tokens } = result
   const [first, second, ...rest] = positionals
   if (first === undefined) {
-    if (values.help === true && tokens.length === 1) return { command: '', help: TOP_HELP, values: {} }
+    if (values.help === true && tokens.length === 1) return { command: '', help: TOP_HELP, helpAsked: true, values: {} }
     throw new UsageError('missing command', '')
   }
   let command: string
   let operands: string[]
   if (first === 'keys' || first === 'audit') {
     if (second === undefined) {
-      if (values.help === true) return { command: first, help: first === 'keys' ? KEYS_HELP : AUDIT_HELP, values: {} }
+      const help = first === 'keys' ? KEYS_HELP : AUDIT_HELP
+      if (values.help === true) return { command: first, help, helpAsked: true, values: {} }
+      if (tokens.length === 1) return { command: first, help, values: {} }
       throw new UsageError(`missing subcommand of ${first}`, first)
     }
     command = `${first} ${second}`
@@ -130,7 +137,7 @@ function parse (argv: readonly string[]): Parsed {
     if (COMMANDS[command] === undefined) throw new UsageError(`unknown command '${first}'`, '')
   }
   const spec = COMMANDS[command]!
-  if (values.help === true) return { command, help: COMMAND_HELP[command], values: {} }
+  if (values.help === true) return { command, help: COMMAND_HELP[command], helpAsked: true, values: {} }
   const allowed = new Set([...DATABASE_OPTIONS, ...spec.options])
   const seen = new Set<string>()
   for (const token of tokens) {
