@@ -52,5 +52,12 @@ async function importPglite (): Promise<typeof import('@electric-sql/pglite')> {
 export function messageOf (error: unknown): string {
   if (error instanceof AggregateError && error.message === '' && error.errors.length > 0) return messageOf(error.errors[0])
   if (error instanceof Error) return error.message
+  // PGlite's file-system errors are plain objects that carry an errno.
+  if (typeof error === 'object' && error !== null) {
+    const { message, code, errno } = error as { message?: unknown, code?: unknown, errno?: unknown }
+    if (typeof message === 'string' && message !== '') return message
+    if (typeof code === 'string') return code
+    if (typeof errno === 'number') return `file system error ${errno}`
+  }
   return String(error)
 }
