@@ -41,6 +41,8 @@ export async function keygateCli (argv: string[], env: Record<string, string | u
 export interface CliDatabase {
   /** `pglite` or `postgres`. */
   kind: string
+  /** A folder of the test's own, removed when it ends. */
+  dir: string
   /** The options that point the command at it: `--pglite <dir>`, or `--database-url <url> --schema <own>`. */
   args: string[]
   /**
@@ -55,6 +57,8 @@ export interface CliDatabase {
 
 
 export async function cliDatabase (t: Test, kind: string): Promise<CliDatabase> {
+  const dir = await mkdtemp(join(tmpdir(), 'keygate-cli-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   if (kind === 'postgres') {
     const schema = uniqueSchema()
     const url = DATABASE_URL as string
@@ -65,17 +69,18 @@ export async function cliDatabase (t: Test, kind: string): Promise<CliDatabase> 
     })
     return {
       kind,
+      dir,
       args: ['--database-url', url, '--schema', schema],
       app: async () => await hostApp(t, { connectionString: url }, schema)
     }
   }
-  const dir = await mkdtemp(join(tmpdir(), 'keygate-cli-'))
-  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const data = join(dir, 'pglite')
   return {
     kind,
-    args: ['--pglite', dir],
+    dir,
+    args: ['--pglite', data],
     app: async () => {
-      const db = new Kysely<any>({ dialect: new PGliteDialect({ pglite: new PGlite(dir) }) })
+      const db = new Kysely<any>({ dialect: new PGliteDialect({ pglite: new PGlite(data) }) })
       return await hostApp(t, db, undefined, async () => await db.destroy())
     }
   }
