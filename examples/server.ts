@@ -3,10 +3,13 @@
 //   PGLITE_DIR    keep the PGlite data in this folder instead of memory
 //   REDIS_URL     register @fastify/redis
 //   KEYGATE_SECRET, PORT (3000), HOST (127.0.0.1)
+// The API's OpenAPI document is served, with Swagger UI, at /docs (and as JSON at /docs/json).
 //   OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL  let people sign in to the management routes with
 //                 an ID token from that OpenID Connect provider (see examples/oidc-sign-in.ts)
 import { PGlite } from '@electric-sql/pglite'
 import fastifyRedis from '@fastify/redis'
+import fastifySwagger from '@fastify/swagger'
+import fastifySwaggerUi from '@fastify/swagger-ui'
 import Fastify from 'fastify'
 import { Kysely, PGliteDialect } from 'kysely'
 import keygate, { type KeygateOptions } from '../lib/index.js'
@@ -30,7 +33,14 @@ if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
 const oidc = env.OIDC_ISSUER !== undefined && env.OIDC_AUDIENCE !== undefined && env.OIDC_JWKS_URL !== undefined
   ? oidcSignIn({ issuer: env.OIDC_ISSUER, audience: env.OIDC_AUDIENCE, jwksUrl: env.OIDC_JWKS_URL })
   : undefined
+// Before keygate: @fastify/swagger documents the routes registered after it, the key routes included.
+await app.register(fastifySwagger, { openapi: { openapi: '3.1.0', info: { title: 'fastify-keygate example', version: '1.0.0' } } })
 await app.register(keygate, { db, secret: env.KEYGATE_SECRET, ...(oidc === undefined ? {} : { authenticateManagement: oidc }) })
+// The documentation is public: in this context every route is marked so as it is added.
+await app.register(async (docs) => {
+  docs.addHook('onRoute', (route) => { route.config = { ...route.config, apiKey: false } })
+  await docs.register(fastifySwaggerUi, { routePrefix: '/docs' })
+})
 
 app.get('/health', { config: { apiKey: false } }, async () => ({ status: 'ok' }))
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
+import type { RedisClient } from './redis/client.js'
 import fp from 'fastify-plugin'
 import { createKeygateApi } from './api/keygate-api.js'
 import { createFingerprinter } from './auth/fingerprint.js'
@@ -27,6 +27,7 @@ import type { RateLimitStore } from './ratelimit/store.js'
 import { createKeyRecordMapper } from './records/key-info.js'
 import { keyRoutes } from './routes/keys.routes.js'
 import { UsageCounter } from './usage/usage-counter.js'
+import { documentRouteSecurity, documentsOpenapi } from './openapi/security.js'
 import { AuditJob } from './audit/audit-job.js'
 import { type AuditContext, type AuditTarget, CODE_ACTOR } from './audit/audit-event.js'
 import { recordEvent } from './repositories/audit.repository.js'
@@ -35,7 +36,7 @@ import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
   const opts = resolveOptions(options)
-  const redis = opts.redis ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: Redis }).redis : undefined)
+  const redis = opts.redis ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: RedisClient }).redis : undefined)
   if (redis !== undefined && opts.cache === undefined && !opts.secretGiven) {
     throw new InvalidOptionError('secret', 'required when Redis is used: every instance must compute the same key fingerprints')
   }
@@ -113,6 +114,8 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.decorateRequest(kSignedInUser, null)
   const routeConfigs = new RouteConfigs(opts.scopes)
   fastify.addHook('onRoute', routeConfigs.onRoute)
+  // With @fastify/swagger, each route's schema states what it asks of a key (see lib/openapi).
+  if (documentsOpenapi(fastify, opts.routes)) fastify.addHook('onRoute', documentRouteSecurity)
   // Routes registered before the plugin: startup fails for a bad setting there too.
   fastify.addHook('onReady', async () => {
     for (const { setting, where } of notedRoutes(fastify) ?? []) routeConfigs.check(setting, where)
@@ -151,14 +154,14 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
 }
 
 /** The host's store if it gave one, Redis when a client is at hand, this process's memory otherwise. */
-function rateLimitStore (opts: ResolvedOptions, redis: Redis | Cluster | undefined): RateLimitStore {
+function rateLimitStore (opts: ResolvedOptions, redis: RedisClient | undefined): RateLimitStore {
   if (opts.rateLimitStore !== undefined) return opts.rateLimitStore
   if (redis !== undefined) return new RedisRateLimitStore({ client: redis, timeoutMs: opts.redisTimeout })
   return new MemoryRateLimitStore()
 }
 
 /** Redis behind this process's cache when a client is at hand; nothing shared otherwise. */
-function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: Redis | Cluster | undefined): KeyCache | undefined {
+function sharedKeyCache (fastify: FastifyInstance, opts: ResolvedOptions, redis: RedisClient | undefined): KeyCache | undefined {
   if (redis === undefined) return undefined
   return new RedisKeyCache({
     client: redis,
@@ -192,6 +195,7 @@ export type { CachedKey, Invalidation, KeyCache } from './cache/key-cache.js'
 export { MemoryKeyCache, type MemoryKeyCacheOptions } from './cache/memory.cache.js'
 export { RedisKeyCache, type RedisKeyCacheOptions } from './cache/redis.cache.js'
 export type { ConnectionOptions, KeygateOptions } from './options.js'
+export type { RedisClient } from './redis/client.js'
 export { DEFAULT_SCOPES } from './auth/scopes.js'
 export type { HeaderStyle } from './ratelimit/headers.js'
 export type { OnStoreError } from './ratelimit/limiter.js'
@@ -200,3 +204,4 @@ export { MemoryRateLimitStore } from './ratelimit/memory.store.js'
 export { RedisRateLimitStore, type RedisRateLimitStoreOptions } from './ratelimit/redis.store.js'
 export type { ConsumeRequest, ConsumeResult, RateLimitStore, WindowRequest } from './ratelimit/store.js'
 export * as errors from './errors.js'
+export { SECURITY_SCHEME, SECURITY_SCHEME_NAME } from './openapi/security.js'

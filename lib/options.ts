@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
+import type { RedisClient } from './redis/client.js'
 import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
 import { AUDIT_EXPORT, AUDIT_READ, DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
@@ -104,7 +104,7 @@ export interface KeygateOptions {
    * An ioredis client for the rate-limit counters. Default: `fastify.redis` when @fastify/redis is
    * registered before this plugin; otherwise counters stay in this process.
    */
-  redis?: Redis | Cluster
+  redis?: RedisClient
   /** Longest wait for Redis, in ms, before `onStoreError` applies. Default 250. */
   redisTimeout?: number
   /**
@@ -153,7 +153,7 @@ export interface ResolvedOptions {
   readonly defaultPlan: string
   readonly headers: HeaderStyle
   readonly onStoreError: OnStoreError
-  readonly redis: Redis | Cluster | undefined
+  readonly redis: RedisClient | undefined
   readonly redisTimeout: number
   readonly hashConcurrency: number
   readonly hashQueue: number
@@ -274,10 +274,10 @@ function resolveOneOf<T extends string> (option: string, value: unknown, allowed
   return value as T
 }
 
-function resolveRedis (redis: unknown): Redis | Cluster | undefined {
+function resolveRedis (redis: unknown): RedisClient | undefined {
   if (redis === undefined) return undefined
-  if (typeof redis !== 'object' || redis === null || typeof (redis as Redis).defineCommand !== 'function') fail('redis', 'expected an ioredis client')
-  return redis as Redis
+  if (typeof redis !== 'object' || redis === null || typeof (redis as RedisClient).defineCommand !== 'function') fail('redis', 'expected an ioredis client')
+  return redis as RedisClient
 }
 
 function resolveStore (store: unknown): RateLimitStore | undefined {

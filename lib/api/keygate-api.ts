@@ -275,12 +275,12 @@ export interface KeygateApiDeps {
 // Eight characters of base62 make a collision rare; a few draws make it irrelevant.
 const MAX_ID_DRAWS = 5
 const DAY_MS = 86_400_000
-const DEFAULT_USAGE_DAYS = 30
+export const DEFAULT_USAGE_DAYS = 30
 // A year, leap day included.
-const MAX_USAGE_DAYS = 366
+export const MAX_USAGE_DAYS = 366
 export const USAGE_DAYS_INVALID = `days must be an integer from 1 to ${MAX_USAGE_DAYS}.`
 export const MAX_AUDIT_LIMIT = 500
-const DEFAULT_AUDIT_LIMIT = 100
+export const DEFAULT_AUDIT_LIMIT = 100
 // Rows per read of an export: large enough to be quick, small enough to stay flat.
 const EXPORT_PAGE = 1000
 const CURSOR_TEXT = /^[1-9][0-9]{0,18}$/

@@ -3,8 +3,12 @@ import { InvalidRouteConfigError } from '../errors.js'
 
 /** `config.apiKey` on a route: `false` makes it public; an object states what the key needs. */
 export interface RouteApiKeyConfig {
-  /** Permissions the key must hold, all of them. */
-  scopes?: readonly string[]
+  /**
+   * Permissions the key must hold, all of them. Required in the type (a route that needs just a
+   * valid key leaves `apiKey` out): an object of optional properties alone would let
+   * `apiKey: true` or a misspelt `scope` compile.
+   */
+  scopes: readonly string[]
 }
 
 /**

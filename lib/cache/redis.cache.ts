@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
+import type { RedisClient } from '../redis/client.js'
 import { DEFAULTS } from '../defaults.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import { withTimeout } from '../redis/timeout.js'
@@ -7,7 +7,7 @@ import type { CachedKey, Invalidation, KeyCache } from './key-cache.js'
 import { createSeal, type Seal } from './sealed-entry.js'
 
 export interface RedisKeyCacheOptions {
-  client: Redis | Cluster
+  client: RedisClient
   /** The server secret (the plugin's `secret`): entries and messages are tagged with keys derived from it. */
   secret: Buffer
   /** How long an entry is fresh from its read, in ms (the plugin's `cacheTtl`; the same on every instance). */
@@ -39,8 +39,8 @@ const MESSAGE_MAX_AGE_MS = 300_000
  * argon2) before use, since a delete may have been published while nobody here was listening.
  */
 export class RedisKeyCache implements KeyCache {
-  readonly #client: Redis | Cluster
-  readonly #subscriber: Redis | Cluster
+  readonly #client: RedisClient
+  readonly #subscriber: RedisClient
   readonly #seal: Seal
   readonly #cacheTtl: number
   readonly #entryTtlMs: number
@@ -69,7 +69,7 @@ export class RedisKeyCache implements KeyCache {
     this.#warnFailed = throttledWarning(log, now)
     this.#warnForged = throttledWarning(log, now)
     // A connection in subscriber mode can send nothing else, so it is a connection of its own.
-    this.#subscriber = (client as Redis).duplicate()
+    this.#subscriber = client.duplicate()
     this.#subscriber.on('error', (error: Error) => this.#warnFailed(error, 'keygate: Redis invalidation channel failed; deletes elsewhere apply here within cacheTtl'))
     this.#subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.#channel) this.#heard(message)

@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis'
+import type { RedisClient } from '../redis/client.js'
 import { DEFAULTS } from '../defaults.js'
 import { withTimeout } from '../redis/timeout.js'
 import type { ConsumeRequest, ConsumeResult, RateLimitStore, WindowRequest } from './store.js'
@@ -45,7 +45,7 @@ const EXPIRY_SLACK_MS = 5_000
 // Requests per script call: a script blocks Redis while it runs, so a burst goes in several.
 const MAX_BATCH = 100
 
-type ScriptClient = (Redis | Cluster) & {
+type ScriptClient = (RedisClient) & {
   [COMMAND]: (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<number[]>
 }
 
@@ -56,7 +56,7 @@ interface Pending {
 }
 
 export interface RedisRateLimitStoreOptions {
-  client: Redis | Cluster
+  client: RedisClient
   /** Prefix of every counter's name. Default `keygate:rl:`. */
   keyPrefix?: string
   /** Longest wait for Redis before the call fails, in ms. Default 250. */
@@ -83,7 +83,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     this.#client = client as unknown as ScriptClient
     this.#keyPrefix = keyPrefix
     this.#timeoutMs = timeoutMs
-    this.#cluster = (client as { isCluster?: boolean }).isCluster === true
+    this.#cluster = client.isCluster === true
   }
 
   consume (request: ConsumeRequest): Promise<ConsumeResult> {

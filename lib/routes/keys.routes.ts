@@ -19,6 +19,7 @@ import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import { GracePeriodInvalidError, InternalError, InvalidRequestError, isKeygateError, RouteNotFoundError } from '../errors.js'
 import { sendError } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
+import { KEY_ROUTE_DOCS } from './keys.openapi.js'
 
 export interface KeyRoutesOptions {
   api: KeygateApi
@@ -231,7 +232,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
   })
 
   fastify.post('/create', {
-    config: canWrite,
+    config: { ...canWrite, swaggerTransform: KEY_ROUTE_DOCS.create },
     schema: {
       body: createKeyBodySchema(choices),
       response: { 200: createdKeySchema, '4xx': errorSchema }
@@ -239,7 +240,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
   }, async (request) => await api.createKey(request.body as CreateKeyInput, { requestedBy: callerOf(request), audit: auditOf(request) }))
 
   fastify.get('/audit', {
-    config: canReadAudit,
+    config: { ...canReadAudit, swaggerTransform: KEY_ROUTE_DOCS.audit },
     schema: {
       response: {
         200: { type: 'object', required: ['events', 'next'], properties: { events: { type: 'array', items: auditEventSchema }, next: { type: ['string', 'null'] } } },
@@ -249,7 +250,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
   }, async (request) => await api.listAuditEvents(auditQueryOf(request, true)))
 
   fastify.get('/audit/export', {
-    config: canExportAudit,
+    config: { ...canExportAudit, swaggerTransform: KEY_ROUTE_DOCS.auditExport },
     schema: { response: { '4xx': errorSchema } }
   }, async (request, reply) => {
     const format = (request.query as { format?: unknown }).format ?? 'ndjson'
@@ -261,7 +262,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
   })
 
   fastify.get('/list', {
-    config: canRead,
+    config: { ...canRead, swaggerTransform: KEY_ROUTE_DOCS.list },
     schema: {
       querystring: { type: 'object', properties: { owner: { type: 'string', minLength: 1, maxLength: 128 } } },
       response: { 200: { type: 'array', items: keyInfoSchema } }
@@ -272,14 +273,14 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
   })
 
   fastify.get('/onboarding', {
-    config: canRead,
+    config: { ...canRead, swaggerTransform: KEY_ROUTE_DOCS.onboarding },
     schema: { response: { 200: { type: 'array', items: keyInfoSchema } } }
   }, async (request) => await api.listOnboardingKeys({ requestedBy: callerOf(request) }))
 
   // GET {prefix}/:name/usage?days=30, a wildcard for the same reason as delete (below); the
   // static /list and /onboarding keep priority. Any key that may list keys may read any key's usage.
   fastify.get('/*', {
-    config: canRead,
+    config: { ...canRead, swaggerTransform: KEY_ROUTE_DOCS.usage },
     schema: { response: { 200: keyUsageSchema, '4xx': errorSchema } }
   }, async (request, reply) => {
     const name = nameBefore(request, USAGE_SUFFIX)
@@ -290,7 +291,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
   // A wildcard rather than `/:name/delete`: router parameters stop at 100 characters by default,
   // and names may be 128 characters (more once URL-encoded) or contain a slash.
   fastify.delete('/*', {
-    config: canWrite,
+    config: { ...canWrite, swaggerTransform: KEY_ROUTE_DOCS.delete },
     schema: {
       response: {
         200: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } },
@@ -306,7 +307,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
 
   // POST {prefix}/:name/rotate, a wildcard for the same reason as delete.
   fastify.post('/*', {
-    config: canWrite,
+    config: { ...canWrite, swaggerTransform: KEY_ROUTE_DOCS.rotate },
     // No body at all is a rotation with every default, as `{}` is.
     preValidation: (request, _reply, done) => { request.body ??= {}; done() },
     schema: {
@@ -321,7 +322,7 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
 
   // PATCH {prefix}/:name: the whole path is the name.
   fastify.patch('/*', {
-    config: canWrite,
+    config: { ...canWrite, swaggerTransform: KEY_ROUTE_DOCS.update },
     schema: {
       body: updateKeyBodySchema(choices),
       response: { 200: keyInfoSchema, '4xx': errorSchema }

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Validator } from '@seriousme/openapi-schema-validator'
 import t from 'tap'
 
 const FIRST_KEY = /^First API key \(shown once\): (metlo_[0-9A-Za-z]{32})$/m
@@ -57,6 +58,36 @@ t.test('npm start: prints a first key once, then serves the example routes with 
   const health = await fetch(`${first.url}/health`)
   t.equal(health.status, 200)
   t.same(await health.json(), { status: 'ok' })
+
+  // The documentation needs no key: Swagger UI and the document it shows.
+  const docs = await fetch(`${first.url}/docs`)
+  t.equal(docs.status, 200)
+  t.equal(docs.headers.get('content-type'), 'text/html; charset=utf-8')
+  t.match(await docs.text(), /<title>Swagger UI<\/title>/)
+  const documentAnswer = await fetch(`${first.url}/docs/json`)
+  t.equal(documentAnswer.status, 200)
+  t.equal(documentAnswer.headers.get('content-type'), 'application/json; charset=utf-8')
+  const document = await documentAnswer.json() as Record<string, any>
+  t.same(await new Validator().validate(structuredClone(document)), { valid: true })
+  t.equal(document.openapi, '3.1.0')
+  t.same(document.info, { title: 'fastify-keygate example', version: '1.0.0' })
+  t.same(document.components.securitySchemes, {
+    apiKey: {
+      type: 'apiKey',
+      in: 'header',
+      name: 'Authorization',
+      description: 'An API key: `Authorization: <key>` or `Authorization: Bearer <key>`. A route lists the scopes a key must hold; a key with `*` holds them all.'
+    }
+  })
+  t.same(Object.keys(document.paths), [
+    '/api/v1/keys/create', '/api/v1/keys/audit', '/api/v1/keys/audit/export', '/api/v1/keys/list', '/api/v1/keys/onboarding',
+    '/api/v1/keys/{name}/usage', '/api/v1/keys/{name}/delete', '/api/v1/keys/{name}/rotate', '/api/v1/keys/{name}',
+    '/health', '/api/v1/endpoints', '/v1/federate', '/v1/connectors'
+  ], 'the documentation routes are not in the document')
+  t.same(document.paths['/health'].get.security, [])
+  t.same(document.paths['/api/v1/endpoints'].get.security, [{ apiKey: [] }])
+  t.same(document.paths['/v1/federate'].post.security, [{ apiKey: ['federate'] }])
+  t.same(document.paths['/v1/connectors'].post.security, [{ apiKey: ['connector:write'] }])
 
   const anonymous = await fetch(`${first.url}/api/v1/endpoints`)
   t.equal(anonymous.status, 401)
