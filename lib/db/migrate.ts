@@ -6,21 +6,30 @@ import { migrations } from './migrations/index.js'
 export const MIGRATION_TABLE = 'keygate_migration'
 export const MIGRATION_LOCK_TABLE = 'keygate_migration_lock'
 
-/**
- * Brings the keygate tables up to date, in `schema` when one is given (created if missing).
- * Safe to run from many instances at once: Kysely's Migrator takes a lock.
- */
-export async function migrateToLatest (db: kysely.Kysely<any>, schema: string | undefined): Promise<void> {
+async function migratorOf (db: kysely.Kysely<any>, schema: string | undefined): Promise<Migrator> {
   const KyselyMigrator = await migratorClass()
-  const migrator = new KyselyMigrator({
+  return new KyselyMigrator({
     db: schema === undefined ? db : db.withSchema(schema),
     migrationTableSchema: schema,
     provider: { getMigrations: async () => migrations },
     migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: MIGRATION_LOCK_TABLE
   })
-  const { error }: MigrationResultSet = await migrator.migrateToLatest()
+}
+
+/**
+ * Brings the keygate tables up to date, in `schema` when one is given (created if missing).
+ * Safe to run from many instances at once: Kysely's Migrator takes a lock.
+ */
+export async function migrateToLatest (db: kysely.Kysely<any>, schema: string | undefined): Promise<void> {
+  const { error }: MigrationResultSet = await (await migratorOf(db, schema)).migrateToLatest()
   if (error !== undefined) throw error
+}
+
+/** The names of the migrations not yet run, oldest first. Reads only: creates nothing. */
+export async function pendingMigrations (db: kysely.Kysely<any>, schema: string | undefined): Promise<string[]> {
+  const all = await (await migratorOf(db, schema)).getMigrations()
+  return all.filter((migration) => migration.executedAt === undefined).map((migration) => migration.name)
 }
 
 /**

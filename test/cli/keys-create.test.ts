@@ -1,0 +1,8 @@
+import t from 'tap'
+import { createAndList } from '../helpers/cli-keys.js'
+
+// PGlite starts anew for every command (seconds each, more on a busy machine): this file gets more
+// time than the suite's default.
+t.setTimeout(360_000)
+
+t.test('keys on a PGlite folder: migrate, create and list', async (t) => await createAndList(t, 'pglite'))
