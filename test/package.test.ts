@@ -235,3 +235,34 @@ t.test('a host on Kysely 0.28 migrates, creates, rotates, authenticates and dele
     actions: ['key.deleted', 'key.rotated', 'key.created']
   })
 })
+
+t.test('the installed `keygate` command migrates, creates, lists and deletes keys on PGlite, and says how it is used', async (t) => {
+  await hostInstalled
+  const keygateBin = join(host, 'node_modules/.bin/keygate')
+  const data = join(work, 'cli-data')
+  const cli = async (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> =>
+    await run(keygateBin, args, host).then(({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number, stdout: string, stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }))
+
+  const help = await cli('--help')
+  t.equal(help.code, 0)
+  t.match(help.stdout, /^Usage: keygate <command> \[options\]/)
+  const wrong = await cli('keys', 'frobnicate')
+  t.equal(wrong.code, 2, 'a usage error')
+  t.equal(wrong.stdout, '')
+  t.notMatch(wrong.stderr, /\n\s+at /, 'no stack trace')
+
+  t.equal((await cli('migrate', '--pglite', data)).code, 0)
+  const created = await cli('keys', 'create', '--pglite', data, '--name', 'from-cli', '--for', 'GENERIC', '--scopes', 'query', '--json')
+  t.equal(created.code, 0, created.stderr)
+  const key = JSON.parse(created.stdout) as { apiKey: string, name: string, scopes: string[] }
+  t.match(key, { name: 'from-cli', scopes: ['query'], apiKey: /^metlo_[0-9A-Za-z]+$/ })
+  t.notMatch(created.stderr, key.apiKey, 'the key is on stdout only')
+  const listed = await cli('keys', 'list', '--pglite', data, '--json')
+  t.same((JSON.parse(listed.stdout) as Array<{ name: string }>).map(({ name }) => name), ['from-cli'])
+  t.notMatch(listed.stdout, key.apiKey, 'a listing never shows a key')
+  t.same(JSON.parse((await cli('keys', 'delete', 'from-cli', '--pglite', data, '--json')).stdout), { deleted: 'from-cli' })
+  const again = await cli('keys', 'delete', 'from-cli', '--pglite', data)
+  t.equal(again.code, 1, 'deleting it twice is an error')
+  t.notMatch(again.stderr, /\n\s+at /, 'no stack trace')
+})

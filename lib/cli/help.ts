@@ -19,7 +19,7 @@ Commands:
   migrate          create or update the keygate tables
   keys create      create a key and print it, once
   keys list        list the live keys of a tenant
-  keys delete      delete a key: it stops working at once
+  keys delete      delete a key (running servers refuse it within their cacheTtl)
   keys rotate      give a key a new text and print it, once
   keys update      change a key's name, owner, scopes, plan, limits or expiry
   audit export     write the audit log as NDJSON or CSV
