@@ -217,10 +217,15 @@ export function limitRefusal (creditsExhausted: boolean, retryAfter: number): Re
 
 /** A 503 (the database, the rate-limit store or argon2's queue) as a refusal. */
 export function unavailableRefusal (error: KeygateError): RefusalError {
-  if (error instanceof HasherBusyError) {
-    return asRefusal(error, 'hasher_busy', { 'retry-after': HASHER_BUSY_RETRY_AFTER }, { retryAfter: HASHER_BUSY_RETRY_AFTER })
-  }
-  return asRefusal(error, 'store_unavailable', NO_HEADERS)
+  const denial = isHasherBusy(error) ? 'hasher_busy' : 'store_unavailable'
+  // The same header as `sendError` sends (@fastify/error's instanceof goes by code, shared by every 503).
+  if (error instanceof HasherBusyError) return asRefusal(error, denial, { 'retry-after': HASHER_BUSY_RETRY_AFTER }, { retryAfter: HASHER_BUSY_RETRY_AFTER })
+  return asRefusal(error, denial, NO_HEADERS)
+}
+
+/** argon2's queue was full (not another 503 with the same code: @fastify/error's instanceof goes by code). */
+export function isHasherBusy (error: unknown): boolean {
+  return (error as { constructor?: unknown } | null)?.constructor === HasherBusyError
 }
 
 export function isRefusal (error: unknown): error is RefusalError {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyContextConfig, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { HasherBusyError, InternalError, isKeygateError, type KeygateError, limitRefusal, type RefusalError, scopeRefusal, unauthorizedRefusal, unavailableRefusal } from '../errors.js'
+import { InternalError, isHasherBusy, isKeygateError, type KeygateError, limitRefusal, type RefusalError, scopeRefusal, unauthorizedRefusal, unavailableRefusal } from '../errors.js'
 import { type ErrorResponse, createRefusalSender, sendCreditsExhausted, sendError, sendInsufficientScope, sendRateLimited, sendUnauthorized } from '../http/send-error.js'
 import { denialChannel, verificationChannel } from '../diagnostics/channels.js'
 import { safeError } from '../log/safe-error.js'
@@ -96,7 +96,7 @@ function refusalsBy (answer: (request: FastifyRequest, reply: FastifyReply, done
 /** Why a keygate error refused the request, or null for one that is no refusal (a route's bad setting). */
 function denialOf (error: KeygateError): ApiKeyDenial | null {
   if (error.statusCode !== 503) return null
-  return error instanceof HasherBusyError ? 'hasher_busy' : 'store_unavailable'
+  return isHasherBusy(error) ? 'hasher_busy' : 'store_unavailable'
 }
 
 function statusOfDenial (denial: ApiKeyDenial): number {
