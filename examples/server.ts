@@ -3,6 +3,7 @@
 //   PGLITE_DIR    keep the PGlite data in this folder instead of memory
 //   REDIS_URL     register @fastify/redis
 //   KEYGATE_SECRET, PORT (3000), HOST (127.0.0.1)
+//   GET /metrics  Prometheus metrics (examples/metrics.ts); public in this example only
 //   OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL  let people sign in to the management routes with
 //                 an ID token from that OpenID Connect provider (see examples/oidc-sign-in.ts)
 import { PGlite } from '@electric-sql/pglite'
@@ -10,6 +11,7 @@ import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
 import { Kysely, PGliteDialect } from 'kysely'
 import keygate, { type KeygateOptions } from '../lib/index.js'
+import { metricsRoute } from './metrics.js'
 import { oidcSignIn } from './oidc-sign-in.js'
 
 const env = process.env
@@ -33,6 +35,8 @@ const oidc = env.OIDC_ISSUER !== undefined && env.OIDC_AUDIENCE !== undefined &&
 await app.register(keygate, { db, secret: env.KEYGATE_SECRET, ...(oidc === undefined ? {} : { authenticateManagement: oidc }) })
 
 app.get('/health', { config: { apiKey: false } }, async () => ({ status: 'ok' }))
+// Prometheus metrics from keygate's diagnostics channels. Public here; protect it in a real deployment.
+await app.register(metricsRoute)
 
 app.get('/api/v1/endpoints', async (request) => ({
   key: request.apiKey?.identifier,
