@@ -79,7 +79,7 @@ const CONTRACT_REPLIES: Refusals = {
   failed: (_request, reply, _done, error) => void sendError(reply, error)
 }
 
-function asRefusal (request: FastifyRequest, error: KeygateError): RefusalError | KeygateError {
+function asRefusal (error: KeygateError): RefusalError | KeygateError {
   return error.statusCode === 503 ? unavailableRefusal(error) : error
 }
 
@@ -89,7 +89,7 @@ function refusalsBy (answer: (request: FastifyRequest, reply: FastifyReply, done
     unauthorized: (request, reply, done) => answer(request, reply, done, unauthorizedRefusal(request.apiKeyDenial as ApiKeyDenial)),
     insufficientScope: (request, reply, done, scope) => answer(request, reply, done, scopeRefusal(scope)),
     limited: (request, reply, done, decision) => answer(request, reply, done, limitRefusal(decision.creditsExhausted, decision.retryAfter)),
-    failed: (request, reply, done, error) => answer(request, reply, done, asRefusal(request, error))
+    failed: (request, reply, done, error) => answer(request, reply, done, asRefusal(error))
   }
 }
 
@@ -270,9 +270,10 @@ function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfi
     if (!routeConfigs.isChecked(setting) && !checkedLate(request, reply, done, setting)) return
     const needed = scopes ?? setting?.scopes
     if (config === undefined) {
-      // `verify` on a request verified already (by the hook, or a verifier before): only the scopes are left.
+      // `verify` on a request admitted already (by the hook, or a verifier before): only the scopes
+      // are left. After a refusal (a 429, say) everything is checked again: nothing slips through.
       const entry = verifiedKeyOf(request)
-      if (entry !== null) {
+      if (entry !== null && request.apiKeyDenial === null) {
         const missing = needed === undefined ? undefined : firstMissing(entry.key.scopes, needed)
         return missing === undefined ? done() : insufficientScope(request, reply, done, missing)
       }
