@@ -1,4 +1,4 @@
-import diagnosticsChannel from 'node:diagnostics_channel'
+import { channel } from 'node:diagnostics_channel'
 import type { ApiKeyDenial } from '../auth/denial.js'
 import type { SafeError } from '../log/safe-error.js'
 
@@ -58,11 +58,11 @@ export interface StoreErrorMessage {
   error: SafeError
 }
 
-export const verificationChannel = diagnosticsChannel.channel(CHANNELS.verification)
-export const denialChannel = diagnosticsChannel.channel(CHANNELS.denial)
-export const cacheChannel = diagnosticsChannel.channel(CHANNELS.cache)
-export const argon2Channel = diagnosticsChannel.channel(CHANNELS.argon2)
-export const storeErrorChannel = diagnosticsChannel.channel(CHANNELS.storeError)
+export const verificationChannel = channel(CHANNELS.verification)
+export const denialChannel = channel(CHANNELS.denial)
+export const cacheChannel = channel(CHANNELS.cache)
+export const argon2Channel = channel(CHANNELS.argon2)
+export const storeErrorChannel = channel(CHANNELS.storeError)
 
 // Cache lookups are the hot path: their messages are constants, built once.
 export const LOCAL_HIT: CacheMessage = Object.freeze({ level: 'local', result: 'hit' })
