@@ -2,7 +2,7 @@ import fastifyAuth from '@fastify/auth'
 import fastifyJwt from '@fastify/jwt'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import t, { type Test } from 'tap'
-import keygate, { type KeygateOptions } from '../../lib/index.js'
+import keygate, { type KeygateOptions, type RateLimitStore } from '../../lib/index.js'
 import { FAST_ARGON2, testClock } from '../helpers/app.js'
 import { database } from '../helpers/instance.js'
 
@@ -148,4 +148,16 @@ t.test('verify on a public route with the hook on; verifyWith refuses an unknown
   const twice = await app.inject({ url: '/guarded', headers: { authorization: key } })
   t.same(twice.json(), { key: 'k' }, 'the hook verified it; verifyWith checks the scopes only')
   t.equal(twice.headers['x-ratelimit-remaining'], '3', 'counted once, not twice')
+})
+
+t.test('verify reports 503 with the contract\'s body when the rate-limit store is down and onStoreError is deny', async (t) => {
+  const down: RateLimitStore = { consume: () => { throw new Error('the store is down (test)') } }
+  const { app, token } = await composedApp(t, { rateLimitStore: down, onStoreError: 'deny' })
+  const key = (await app.keygate.createKey({ name: 'k' })).apiKey
+  const res = await app.inject({ url: '/either', headers: { authorization: key } })
+  t.equal(res.statusCode, 503)
+  t.same(res.json(), { error: 'service_unavailable', message: 'The rate-limit store is unavailable. Try again shortly.' })
+  t.equal(res.headers['retry-after'], '1', 'the same header as the hook sends')
+  const person = await app.inject({ url: '/either', headers: { authorization: `Bearer ${token}` } })
+  t.equal(person.statusCode, 200, 'a JWT does not need the store')
 })
