@@ -3,7 +3,8 @@
 //   PGLITE_DIR    keep the PGlite data in this folder instead of memory
 //   REDIS_URL     register @fastify/redis
 //   KEYGATE_SECRET, PORT (3000), HOST (127.0.0.1)
-// The API's OpenAPI document is served, with Swagger UI, at /docs (and as JSON at /docs/json).
+//   GET /docs     the OpenAPI document with Swagger UI (as JSON at /docs/json); public
+//   GET /metrics  Prometheus metrics (examples/metrics.ts); public in this example only
 //   OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL  let people sign in to the management routes with
 //                 an ID token from that OpenID Connect provider (see examples/oidc-sign-in.ts)
 import { PGlite } from '@electric-sql/pglite'
@@ -13,6 +14,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui'
 import Fastify from 'fastify'
 import { Kysely, PGliteDialect } from 'kysely'
 import keygate, { type KeygateOptions } from '../lib/index.js'
+import { metricsRoute } from './metrics.js'
 import { oidcSignIn } from './oidc-sign-in.js'
 
 const env = process.env
@@ -45,6 +47,8 @@ await app.register(async (docs) => {
 })
 
 app.get('/health', { config: { apiKey: false } }, async () => ({ status: 'ok' }))
+// Prometheus metrics from keygate's diagnostics channels. Public here; protect it in a real deployment.
+await app.register(metricsRoute)
 
 app.get('/api/v1/endpoints', async (request) => ({
   key: request.apiKey?.identifier,

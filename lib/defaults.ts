@@ -10,6 +10,7 @@ export const DEFAULTS = Object.freeze({
   prefixes: Object.freeze(['metlo', 'mlo']),
   routePrefix: '/api/v1/keys',
   routes: true,
+  hook: true,
   maxKeys: 50,
   defaultPlan: 'free',
   headers: 'x-ratelimit' as HeaderStyle,

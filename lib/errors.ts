@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import type { ApiKeyDenial } from './auth/denial.js'
 
 /**
  * Every error the plugin raises, once. The code after `FST_KEYGATE_`, lower-cased, is the
@@ -171,6 +172,71 @@ export const HASHER_BUSY_RETRY_AFTER = 1
 // The management routes' own answers for what is not a keygate error.
 export const RouteNotFoundError = createError<[string, string]>('FST_KEYGATE_NOT_FOUND', 'Route %s %s not found.', 404)
 export const InternalError = createError('FST_KEYGATE_INTERNAL_ERROR', 'Internal error.', 500)
+
+/**
+ * A request refused by the hook or by `fastify.keygate.verify`, as an error: what `verify` reports
+ * with `done(error)`, what the `errorResponse` option is given, and what a host's error handler
+ * sees. `statusCode` is 401, 403, 429 or 503; `headers` are the ones its answer carries
+ * (`WWW-Authenticate`, `Retry-After`); `denial` says why (`request.apiKeyDenial` says the same).
+ */
+export type RefusalError = KeygateError & {
+  statusCode: number
+  headers: Readonly<Record<string, string | number>>
+  denial: ApiKeyDenial
+  /** 429 and the argon2 queue's 503: seconds until a retry may pass (0: credits that never refill). */
+  retryAfter?: number
+  /** 403: the first scope the key lacks. */
+  scope?: string
+}
+
+const UNAUTHORIZED_HEADERS = Object.freeze({ 'www-authenticate': 'Bearer' })
+const NO_HEADERS = Object.freeze({})
+
+function asRefusal (error: Error, denial: ApiKeyDenial, headers: Readonly<Record<string, string | number>>, extra?: { retryAfter?: number, scope?: string }): RefusalError {
+  return Object.assign(error, { headers, denial }, extra) as RefusalError
+}
+
+/** A 401 for any reason authentication refuses. */
+export function unauthorizedRefusal (denial: ApiKeyDenial): RefusalError {
+  return asRefusal(new UnauthorizedError(), denial, UNAUTHORIZED_HEADERS)
+}
+
+/** A 403 naming the first missing scope. */
+export function scopeRefusal (scope: string): RefusalError {
+  return asRefusal(new InsufficientScopeError(scope), 'insufficient_scope',
+    { 'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}"` }, { scope })
+}
+
+/** A 429: over a rate limit, or (`creditsExhausted`) without credits; `retryAfter` 0: credits that never refill. */
+export function limitRefusal (creditsExhausted: boolean, retryAfter: number): RefusalError {
+  const headers = retryAfter > 0 ? { 'retry-after': retryAfter } : NO_HEADERS
+  if (!creditsExhausted) return asRefusal(new RateLimitExceededError(retryAfter), 'rate_limited', headers, { retryAfter })
+  const refill = retryAfter > 0 ? CREDITS_REFILL.replace('%s', String(retryAfter)) : ''
+  return asRefusal(new CreditsExhaustedError(refill), 'credits_exhausted', headers, { retryAfter })
+}
+
+/** A 503 (the database, the rate-limit store or argon2's queue) as a refusal. */
+export function unavailableRefusal (error: KeygateError): RefusalError {
+  const denial = isHasherBusy(error) ? 'hasher_busy' : 'store_unavailable'
+  // The same header as `sendError` sends (@fastify/error's instanceof goes by code, shared by every 503).
+  if (error instanceof HasherBusyError) return asRefusal(error, denial, { 'retry-after': HASHER_BUSY_RETRY_AFTER }, { retryAfter: HASHER_BUSY_RETRY_AFTER })
+  return asRefusal(error, denial, NO_HEADERS)
+}
+
+/** argon2's queue was full (not another 503 with the same code: @fastify/error's instanceof goes by code). */
+export function isHasherBusy (error: unknown): boolean {
+  return (error as { constructor?: unknown } | null)?.constructor === HasherBusyError
+}
+
+export function isRefusal (error: unknown): error is RefusalError {
+  return isKeygateError(error) && typeof (error as Partial<RefusalError>).denial === 'string'
+}
+
+/** The error contract's body of a refusal (`retry_after` on a 429 that has one). */
+export function refusalBody (error: RefusalError): { error: string, message: string, retry_after?: number } {
+  const body = errorBody(error)
+  return error.statusCode === 429 && error.retryAfter !== undefined && error.retryAfter > 0 ? { ...body, retry_after: error.retryAfter } : body
+}
 
 /** Any error of this module: a FastifyError whose code starts with `FST_KEYGATE_`. */
 export type KeygateError = Error & { code: `FST_KEYGATE_${string}`, statusCode?: number }

@@ -1,10 +1,10 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { RedisClient } from './redis/client.js'
 import fp from 'fastify-plugin'
 import { createKeygateApi } from './api/keygate-api.js'
 import { createFingerprinter } from './auth/fingerprint.js'
 import { notedRoutes } from './auth/early-routes.js'
-import { createAuthHook, kVerifiedKey } from './auth/hook.js'
+import { createAuthHook, createVerifiers, kVerifiedKey } from './auth/hook.js'
 import { KeyReader } from './auth/key-reader.js'
 import { kSignedInUser } from './auth/management-sign-in.js'
 import { RouteConfigs } from './auth/route-config.js'
@@ -14,7 +14,8 @@ import type { KeyCache } from './cache/key-cache.js'
 import { RedisKeyCache } from './cache/redis.cache.js'
 import { openDatabase } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError, isRefusal } from './errors.js'
+import { createRefusalSender } from './http/send-error.js'
 import { boundedHasher } from './keys/bounded-hasher.js'
 import { argon2idHasher } from './keys/hasher.js'
 import { safeError } from './log/safe-error.js'
@@ -106,13 +107,25 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     }
   }
 
-  fastify.decorate('keygate', api)
+  const authDeps = {
+    authenticate: verifiedKeys.authenticate,
+    limit: createLimiter({ store, now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
+    headers: opts.headers,
+    now: opts.now,
+    recordUse: usage.record,
+    routeConfigs: new RouteConfigs(opts.scopes),
+    authenticateManagement: opts.authenticateManagement,
+    ...(opts.errorResponse === undefined ? {} : { errorResponse: opts.errorResponse }),
+    log: fastify.log
+  }
+  const routeConfigs = authDeps.routeConfigs
+  fastify.decorate('keygate', Object.assign(api, createVerifiers(authDeps)))
   fastify.decorate('keygateCache', shared ?? null)
   fastify.decorateRequest('apiKey', null)
+  fastify.decorateRequest('apiKeyDenial', null)
   // Declared here so every request has the same shape; the hook sets it with `apiKey`.
   fastify.decorateRequest(kVerifiedKey, null)
   fastify.decorateRequest(kSignedInUser, null)
-  const routeConfigs = new RouteConfigs(opts.scopes)
   fastify.addHook('onRoute', routeConfigs.onRoute)
   // With @fastify/swagger, each route's schema states what it asks of a key (see lib/openapi).
   if (documentsOpenapi(fastify, opts.routes)) fastify.addHook('onRoute', documentRouteSecurity)
@@ -129,16 +142,17 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   fastify.addHook('onReady', async () => auditJob.start())
   fastify.addHook('onClose', async () => await auditJob.stop())
   const deniedWriteFailed = throttledWarning(fastify.log, opts.now)
-  fastify.addHook('onRequest', createAuthHook({
-    authenticate: verifiedKeys.authenticate,
-    limit: createLimiter({ store, now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
-    headers: opts.headers,
-    now: opts.now,
-    recordUse: usage.record,
-    routeConfigs,
-    authenticateManagement: opts.authenticateManagement,
-    log: fastify.log
-  }))
+  const authHook = createAuthHook(authDeps)
+  if (opts.hook) fastify.addHook('onRequest', authHook)
+  // What `verify` reports with done(error) reaches the error handler: a refusal gets the contract's
+  // body (or the host's errorResponse); anything else goes on to the handler before this one
+  // (Fastify's default unless the host set one earlier). A handler the host sets after the plugin
+  // sees refusals first, and hands them back here with `reply.send(error)`.
+  const sendRefusal = createRefusalSender(opts.errorResponse, fastify.log)
+  fastify.setErrorHandler(function keygateRefusals (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    if (!isRefusal(error)) return reply.send(error)
+    sendRefusal(reply, request, error)
+  })
 
   // An access.denied event changes nothing else: its own write, which the answer does not wait for.
   const deniedWrites = new Set<Promise<void>>()
@@ -150,7 +164,18 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
   }
   // Before the pool closes (close hooks run last-registered first): a clean shutdown writes them.
   fastify.addHook('onClose', async () => { await Promise.all(deniedWrites) })
-  if (opts.routes) await fastify.register(keyRoutes, { prefix: opts.routePrefix, api, recordDenied, choices, maxGracePeriodSeconds: opts.maxGracePeriodSeconds })
+  if (opts.routes) {
+    const routesOptions = { prefix: opts.routePrefix, api, recordDenied, choices, maxGracePeriodSeconds: opts.maxGracePeriodSeconds }
+    if (opts.hook) {
+      await fastify.register(keyRoutes, routesOptions)
+    } else {
+      // Without the global hook the management routes keep their own: they are never unguarded.
+      await fastify.register(async function guardedKeyRoutes (scope) {
+        scope.addHook('onRequest', authHook)
+        await scope.register(keyRoutes, routesOptions)
+      })
+    }
+  }
 }
 
 /** The host's store if it gave one, Redis when a client is at hand, this process's memory otherwise. */
@@ -186,6 +211,11 @@ export type { AuditAction, AuditActor, AuditContext, AuditEvent, AuditTarget } f
 export { AUDIT_ACTIONS } from './audit/audit-event.js'
 export type { AuthenticatedKey, KeyRecord } from './records/key-info.js'
 export type { RouteApiKeyConfig } from './auth/route-config.js'
+export { API_KEY_DENIALS, type ApiKeyDenial } from './auth/denial.js'
+export type { KeygateVerifiers } from './auth/hook.js'
+export type { ErrorResponse } from './http/send-error.js'
+export type { RefusalError } from './errors.js'
+export { CHANNELS, type Argon2Message, type CacheMessage, type DenialMessage, type StoreErrorMessage, type VerificationMessage } from './diagnostics/channels.js'
 export { signedInUserOf, type AuthenticateManagement, type SignedInUser } from './auth/management-sign-in.js'
 export type { KeyType } from './db/schema.js'
 export { KEY_TYPES } from './db/schema.js'

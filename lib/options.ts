@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import type { PoolConfig } from 'pg'
 import { AUDIT_EXPORT, AUDIT_READ, DEFAULT_SCOPES, KEYS_READ, KEYS_WRITE, SCOPE_PATTERN } from './auth/scopes.js'
 import type { AuthenticateManagement } from './auth/management-sign-in.js'
+import type { ErrorResponse } from './http/send-error.js'
 import type { KeyCache } from './cache/key-cache.js'
 import { DEFAULTS } from './defaults.js'
 import { InvalidOptionError } from './errors.js'
@@ -121,6 +122,18 @@ export interface KeygateOptions {
    * for a person it recognises, or null to fall back to an API key. Default: keys only.
    */
   authenticateManagement?: AuthenticateManagement
+  /**
+   * `false` registers no global `onRequest` hook: host routes are guarded only where the host puts
+   * `fastify.keygate.verify` (or `verifyWith`), e.g. with @fastify/auth. The management routes keep
+   * their guard. Default `true`.
+   */
+  hook?: boolean
+  /**
+   * The host's body for a refusal (401, 403, 429 and 503) of the hook and of `verify`:
+   * `(error, request) => body` (or a promise of it), like @fastify/rate-limit's
+   * `errorResponseBuilder`. Status and headers stay the plugin's. Default: the error contract's bodies.
+   */
+  errorResponse?: ErrorResponse
   /** The clock, in milliseconds since the epoch. Default `Date.now`. For tests. */
   now?: () => number
 }
@@ -159,6 +172,8 @@ export interface ResolvedOptions {
   readonly hashQueue: number
   readonly rateLimitStore: RateLimitStore | undefined
   readonly authenticateManagement: AuthenticateManagement | undefined
+  readonly hook: boolean
+  readonly errorResponse: ErrorResponse | undefined
   readonly now: () => number
 }
 
@@ -358,6 +373,8 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     hashQueue: resolveNonNegativeInteger('hashQueue', options.hashQueue ?? DEFAULTS.hashQueue, 'expected a whole number, 0 or more'),
     rateLimitStore: resolveStore(options.rateLimitStore),
     authenticateManagement: resolveFunction('authenticateManagement', options.authenticateManagement),
+    hook: resolveBoolean('hook', options.hook ?? DEFAULTS.hook),
+    errorResponse: resolveFunction('errorResponse', options.errorResponse),
     now
   })
 }

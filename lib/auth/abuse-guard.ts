@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import type { KeyDenial } from './denial.js'
 
 export interface AbuseGuardOptions {
   /** How long an identifier that the database does not hold is remembered as missing, in ms. */
@@ -15,6 +16,12 @@ interface WrongSecrets {
   windowStart: number
   fingerprints: Set<string>
 }
+
+/** Why an identifier is remembered: nothing by that name, or a row that can no longer pass. */
+export type MissingReason = Extract<KeyDenial, 'unknown' | 'deleted' | 'expired'>
+// Kept in the same number as the time it is remembered until (until × 4 + reason): no object per miss.
+const MISSING_REASONS: readonly MissingReason[] = ['unknown', 'deleted', 'expired']
+const REASON_SPAN = 4
 
 // Enough to remember a handful of distinct wrong secrets per key without growing.
 const MAX_REMEMBERED_FINGERPRINTS = 16
@@ -48,20 +55,35 @@ export class AbuseGuard {
   }
 
   isKnownMissing (identifier: string, now: number): boolean {
-    const until = this.#missing.get(identifier)
-    return until !== undefined && now < until
+    return this.missing(identifier, now) !== null
   }
 
-  rememberMissing (identifier: string, now: number): void {
-    this.#missing.set(identifier, now + this.#options.missTtlMs)
+  /** Why this identifier is remembered as one that cannot pass, or null. */
+  missing (identifier: string, now: number): MissingReason | null {
+    const packed = this.#missing.get(identifier)
+    if (packed === undefined) return null
+    const until = Math.floor(packed / REASON_SPAN)
+    return now < until ? MISSING_REASONS[packed - until * REASON_SPAN] as MissingReason : null
+  }
+
+  rememberMissing (identifier: string, now: number, reason: MissingReason = 'unknown'): void {
+    this.#missing.set(identifier, (now + this.#options.missTtlMs) * REASON_SPAN + MISSING_REASONS.indexOf(reason))
   }
 
   /** True when this secret must be refused without running argon2. */
   isRefused (keyId: string, fingerprint: string, now: number): boolean {
+    return this.refusal(keyId, fingerprint, now) !== null
+  }
+
+  /**
+   * Why this secret must be refused without running argon2 (a wrong secret seen this window, or
+   * the key id's budget spent), or null.
+   */
+  refusal (keyId: string, fingerprint: string, now: number): 'wrong_secret' | 'throttled' | null {
     const window = this.#window(keyId, now)
-    if (window === undefined) return false
-    return window.count >= this.#options.maxVerifications ||
-      this.#wrong.get(keyId)?.fingerprints.has(fingerprint) === true
+    if (window === undefined) return null
+    if (this.#wrong.get(keyId)?.fingerprints.has(fingerprint) === true) return 'wrong_secret'
+    return window.count >= this.#options.maxVerifications ? 'throttled' : null
   }
 
   /** Counts a verification about to start. False when it must not: refuse without argon2. */

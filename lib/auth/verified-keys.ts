@@ -12,7 +12,9 @@ import type { MaybePromise } from '../maybe-promise.js'
 import { type CachedKey, cachedKeyOfShape } from '../records/cached-key.js'
 import type { ToKeyRecord } from '../records/key-info.js'
 import { creditsOf, deprecationOf, isLiveAt, notAfterOf } from '../records/lifecycle.js'
+import { argon2Channel, cacheChannel, LOCAL_HIT, LOCAL_MISS, LOCAL_STALE, SHARED_HIT, SHARED_MISS } from '../diagnostics/channels.js'
 import { AbuseGuard } from './abuse-guard.js'
+import type { KeyDenial } from './denial.js'
 import { type Fingerprint, retainable, sameFingerprint } from './fingerprint.js'
 import type { KeyReader } from './key-reader.js'
 import { RenewalQueue } from './renewal-queue.js'
@@ -40,10 +42,16 @@ export interface VerifiedKeysOptions {
 }
 
 /**
- * The verified key of a text (its record, lineage, expiry, grace and credits), or null.
+ * The verified key of a text (its record, lineage, expiry, grace and credits), or why it is
+ * refused: a constant string (`typeof answer === 'string'`), so a refusal allocates nothing.
  * Synchronous on the hot path (a fresh key in this process), a promise otherwise.
  */
-export type Authenticate = (keyText: string) => MaybePromise<CachedKey | null>
+export type Authenticate = (keyText: string) => MaybePromise<CachedKey | KeyDenial>
+
+/** A row that can no longer pass: deleted outright, or past its expiry or its grace period. */
+function deadRowReason (row: ApiKeyRow): 'deleted' | 'expired' {
+  return row.deleted_at !== null && row.sunset_at === null ? 'deleted' : 'expired'
+}
 
 const MINUTE_MS = 60_000
 
@@ -79,7 +87,7 @@ export class VerifiedKeys {
   readonly #evicted: LRUCache<string, Eviction>
   readonly #guard: AbuseGuard
   readonly #renewal: RenewalQueue
-  readonly #inFlight = new Map<string, Promise<CachedKey | null>>()
+  readonly #inFlight = new Map<string, Promise<CachedKey | KeyDenial>>()
   readonly #running = new Set<Promise<void>>()
   readonly #warn: Warn
   /** The number of the latest eviction. */
@@ -123,24 +131,29 @@ export class VerifiedKeys {
    */
   readonly authenticate: Authenticate = (keyText) => {
     const parsed = parseKey(keyText, this.#accepted)
-    if (parsed === null) return null
+    if (parsed === null) return 'malformed'
     const at = this.#options.now()
     const keyFingerprint = this.#options.fingerprint(keyText)
     const local = this.#local.get(parsed.keyId)
     if (local !== undefined && sameFingerprint(local.fingerprint, keyFingerprint)) {
       // Expired, or its grace is over: the entry knows, so no read is needed to refuse it.
-      if (local.notAfter !== null && at >= local.notAfter) return null
+      if (local.notAfter !== null && at >= local.notAfter) return 'expired'
       if (at < local.freshUntil) {
+        if (cacheChannel.hasSubscribers) cacheChannel.publish(LOCAL_HIT)
         this.#noteFreshHit(parsed.keyId, local, at)
         return local
       }
+      if (cacheChannel.hasSubscribers) cacheChannel.publish(LOCAL_STALE)
       return this.#once(parsed.keyId, keyFingerprint, async () => await this.#refresh(parsed, local, at, this.#generation))
     }
-    if (this.#isDeleted(parsed.keyId, at) ||
-      this.#guard.isKnownMissing(keyIdentifier(parsed.prefix, parsed.keyId), at) ||
-      // With a shared level, a key verified elsewhere must still be found there first.
-      (this.#options.shared === undefined && this.#guard.isRefused(parsed.keyId, keyFingerprint, at))) {
-      return null
+    if (cacheChannel.hasSubscribers) cacheChannel.publish(LOCAL_MISS)
+    if (this.#isDeleted(parsed.keyId, at)) return 'deleted'
+    const missing = this.#guard.missing(keyIdentifier(parsed.prefix, parsed.keyId), at)
+    if (missing !== null) return missing
+    // With a shared level, a key verified elsewhere must still be found there first.
+    if (this.#options.shared === undefined) {
+      const refused = this.#guard.refusal(parsed.keyId, keyFingerprint, at)
+      if (refused !== null) return refused
     }
     return this.#once(parsed.keyId, keyFingerprint, async () => await this.#resolve(parsed, keyFingerprint, at))
   }
@@ -168,7 +181,7 @@ export class VerifiedKeys {
   }
 
   /** Concurrent requests with the same key text share one database read and one argon2 run. */
-  #once (keyId: string, keyFingerprint: string, resolve: () => Promise<CachedKey | null>): Promise<CachedKey | null> {
+  #once (keyId: string, keyFingerprint: string, resolve: () => Promise<CachedKey | KeyDenial>): Promise<CachedKey | KeyDenial> {
     const flightKey = `${keyId}:${keyFingerprint}`
     let flight = this.#inFlight.get(flightKey)
     if (flight === undefined) {
@@ -179,22 +192,28 @@ export class VerifiedKeys {
   }
 
   /** Not in this process: the shared level, then the database and argon2. */
-  async #resolve (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<CachedKey | null> {
+  async #resolve (parsed: ParsedKey, keyFingerprint: string, at: number): Promise<CachedKey | KeyDenial> {
     const generation = this.#generation
     const shared = await this.#fromShared(parsed.keyId, at)
     if (shared !== undefined && sameFingerprint(shared.fingerprint, keyFingerprint)) {
-      if (shared.notAfter !== null && at >= shared.notAfter) return null
+      if (shared.notAfter !== null && at >= shared.notAfter) return 'expired'
       if (at >= shared.freshUntil) return await this.#refresh(parsed, shared, at, generation)
-      if (this.#isDeleted(parsed.keyId, this.#options.now())) return null
+      if (this.#isDeleted(parsed.keyId, this.#options.now())) return 'deleted'
       this.#keep(parsed.keyId, shared, generation)
       return shared
     }
-    if (this.#guard.isRefused(parsed.keyId, keyFingerprint, this.#options.now())) return null
+    const refused = this.#guard.refusal(parsed.keyId, keyFingerprint, this.#options.now())
+    if (refused !== null) return refused
     const row = await whileAvailable(async () => await this.#options.reader.read(parsed.keyId))
-    // Expired or past its grace is as good as missing: no argon2 for a key that cannot pass.
-    if (row === undefined || row.prefix !== parsed.prefix || !isLiveAt(row, at)) {
+    if (row === undefined || row.prefix !== parsed.prefix) {
       this.#guard.rememberMissing(keyIdentifier(parsed.prefix, parsed.keyId), at)
-      return null
+      return 'unknown'
+    }
+    // Expired or past its grace is as good as missing: no argon2 for a key that cannot pass.
+    if (!isLiveAt(row, at)) {
+      const reason = deadRowReason(row)
+      this.#guard.rememberMissing(keyIdentifier(parsed.prefix, parsed.keyId), at, reason)
+      return reason
     }
     return await this.#verify(parsed, row, keyFingerprint, at, generation)
   }
@@ -205,8 +224,10 @@ export class VerifiedKeys {
    * hiding behind it.
    */
   async #fromShared (keyId: string, at: number): Promise<CachedKey | undefined> {
-    const stored = await this.#options.shared?.get(keyId)
+    if (this.#options.shared === undefined) return undefined
+    const stored = await this.#options.shared.get(keyId)
     const entry = stored === undefined ? undefined : cachedKeyOfShape(keyId, stored)
+    if (cacheChannel.hasSubscribers) cacheChannel.publish(entry === undefined ? SHARED_MISS : SHARED_HIT)
     if (entry === undefined) return undefined
     const distrusted = at < this.#distrustSharedUntil || at < (this.#evicted.get(keyId)?.until ?? 0)
     const freshUntil = distrusted ? 0 : Math.min(entry.freshUntil, at + this.#options.cacheTtl)
@@ -214,7 +235,7 @@ export class VerifiedKeys {
   }
 
   /** A known text whose record is stale: re-read it; argon2 only if the stored hash changed. */
-  async #refresh (parsed: ParsedKey, cached: CachedKey, at: number, generation: number): Promise<CachedKey | null> {
+  async #refresh (parsed: ParsedKey, cached: CachedKey, at: number, generation: number): Promise<CachedKey | KeyDenial> {
     let row: ApiKeyRow | undefined
     try {
       row = await whileAvailable(async () => await this.#options.reader.read(parsed.keyId))
@@ -230,30 +251,37 @@ export class VerifiedKeys {
     if (row === undefined || row.prefix !== parsed.prefix) {
       // Deleted, and this process had not heard: make sure every instance hears now.
       await this.deleted(parsed.keyId)
-      return null
+      return 'deleted'
     }
     // Expired, or its grace ended: every instance knows by its own clock, nobody needs telling.
-    if (!isLiveAt(row, at)) return null
+    if (!isLiveAt(row, at)) return deadRowReason(row)
     if (this.#options.fingerprint(row.hash) !== cached.hashDigest) return await this.#verify(parsed, row, cached.fingerprint, at, generation)
     const entry = this.#entryFor(row, cached.fingerprint, at)
     await this.#store(parsed.keyId, entry, generation)
     return entry
   }
 
-  async #verify (parsed: ParsedKey, row: ApiKeyRow, keyFingerprint: string, at: number, generation: number): Promise<CachedKey | null> {
+  async #verify (parsed: ParsedKey, row: ApiKeyRow, keyFingerprint: string, at: number, generation: number): Promise<CachedKey | KeyDenial> {
     // Counted before argon2 starts, so verifications still running count against the key id
     // too; by the clock now, not at the request's arrival, which may be a slow read ago.
-    if (!this.#guard.begin(parsed.keyId, keyFingerprint, this.#options.now())) return null
+    const now = this.#options.now()
+    const refused = this.#guard.refusal(parsed.keyId, keyFingerprint, now)
+    if (refused !== null) return refused
+    this.#guard.begin(parsed.keyId, keyFingerprint, now)
     let matches: boolean
+    const started = argon2Channel.hasSubscribers ? performance.now() : 0
     try {
       matches = await this.#options.hasher.verify(row.hash, parsed.text)
     } catch (error) {
+      // A full queue is no run: it gives its turn back and is not reported as one.
       if (error instanceof HasherBusyError) this.#guard.abandon(parsed.keyId, this.#options.now())
+      else if (started !== 0 && argon2Channel.hasSubscribers) argon2Channel.publish({ outcome: 'error', durationMs: performance.now() - started })
       throw error
     }
+    if (started !== 0 && argon2Channel.hasSubscribers) argon2Channel.publish({ outcome: matches ? 'match' : 'mismatch', durationMs: performance.now() - started })
     if (!matches) {
       this.#guard.failed(parsed.keyId, keyFingerprint, this.#options.now())
-      return null
+      return 'wrong_secret'
     }
     const entry = this.#entryFor(row, keyFingerprint, at)
     await this.#store(parsed.keyId, entry, generation)

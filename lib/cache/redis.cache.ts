@@ -1,10 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisClient } from '../redis/client.js'
 import { DEFAULTS } from '../defaults.js'
+import { storeErrorChannel } from '../diagnostics/channels.js'
+import { safeError } from '../log/safe-error.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
 import { withTimeout } from '../redis/timeout.js'
 import type { CachedKey, Invalidation, KeyCache } from './key-cache.js'
 import { createSeal, type Seal } from './sealed-entry.js'
+
+/** Reported on the `keygate:store-error` channel, when observed. */
+function storeFailed (operation: 'get' | 'set' | 'delete' | 'subscribe', error: unknown): void {
+  if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ store: 'redis-cache', operation, error: safeError(error) })
+}
 
 export interface RedisKeyCacheOptions {
   client: RedisClient
@@ -92,6 +99,7 @@ export class RedisKeyCache implements KeyCache {
       await this.#subscriber.subscribe(this.#channel)
       if (!this.#closed) this.#listeningSince = this.#now()
     } catch (error) {
+      storeFailed('subscribe', error)
       this.#warnFailed(error, 'keygate: Redis invalidation channel failed; deletes elsewhere apply here within cacheTtl')
     }
   }
@@ -101,6 +109,7 @@ export class RedisKeyCache implements KeyCache {
     try {
       stored = await withTimeout(this.#client.get(this.#keyPrefix + keyId), this.#timeoutMs)
     } catch (error) {
+      storeFailed('get', error)
       this.#warnFailed(error, 'keygate: Redis key cache read failed; using this process\'s cache and the database')
       return undefined
     }
@@ -120,6 +129,7 @@ export class RedisKeyCache implements KeyCache {
     try {
       await withTimeout(this.#client.set(this.#keyPrefix + keyId, this.#seal.entry(keyId, entry), 'PX', this.#entryTtlMs), this.#timeoutMs)
     } catch (error) {
+      storeFailed('set', error)
       this.#warnFailed(error, 'keygate: Redis key cache write failed; using this process\'s cache and the database')
     }
   }
@@ -132,6 +142,7 @@ export class RedisKeyCache implements KeyCache {
       ]), this.#timeoutMs)
     } catch (error) {
       // The other instances still refuse it when its freshness ends.
+      storeFailed('delete', error)
       this.#warnFailed(error, 'keygate: Redis key cache delete failed; other instances refuse the key within cacheTtl')
     }
   }

@@ -1,15 +1,20 @@
-import type { FastifyError, FastifyReply } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import {
   creditsExhaustedBody,
   errorBody,
   HASHER_BUSY_RETRY_AFTER,
   HasherBusyError,
   insufficientScopeBody,
+  InternalError,
   rateLimitedBody,
+  refusalBody,
+  type RefusalError,
   type ScopeError,
   statusOf,
   UnauthorizedError
 } from '../errors.js'
+import { safeError } from '../log/safe-error.js'
+import { isPromise } from '../maybe-promise.js'
 
 /** Replies with the error contract's body and the headers its status calls for. */
 export function sendError (reply: FastifyReply, error: FastifyError): FastifyReply {
@@ -48,4 +53,45 @@ const CREDITS_GONE_BODY = Object.freeze(creditsExhaustedBody(0))
 export function sendCreditsExhausted (reply: FastifyReply, retryAfter: number): FastifyReply {
   if (retryAfter === 0) return reply.code(429).send(CREDITS_GONE_BODY)
   return reply.code(429).header('retry-after', retryAfter).send(creditsExhaustedBody(retryAfter))
+}
+
+/**
+ * The host's own body for a refusal of the hook or of `verify` (option `errorResponse`): given the
+ * refusal as an error, it returns the body to send (or a promise of it). Status and headers stay
+ * the plugin's.
+ */
+export type ErrorResponse = (error: RefusalError, request: FastifyRequest) => unknown
+
+/** Answers a refusal: the contract's body, or the host's (`errorResponse`). */
+export type SendRefusal = (reply: FastifyReply, request: FastifyRequest, error: RefusalError) => void
+
+const INTERNAL_BODY = Object.freeze(errorBody(new InternalError()))
+
+/**
+ * The answer to a refusal. A host `errorResponse` that throws (or rejects) gets 500 with the
+ * contract's `internal_error` body and no refusal headers, and a log line with its error's type,
+ * message, code and stack: never a hang, and nothing of the host's error reaches the client.
+ */
+export function createRefusalSender (errorResponse: ErrorResponse | undefined, log: FastifyBaseLogger): SendRefusal {
+  function broken (reply: FastifyReply, error: unknown): void {
+    log.error({ err: safeError(error) }, 'keygate: the errorResponse option failed; the client got 500')
+    reply.removeHeader('www-authenticate')
+    reply.removeHeader('retry-after')
+    reply.code(500).send(INTERNAL_BODY)
+  }
+  return function sendRefusal (reply, request, error) {
+    reply.code(error.statusCode).headers(error.headers)
+    if (errorResponse === undefined) return void reply.send(error.statusCode === 401 ? UNAUTHORIZED_BODY : refusalBody(error))
+    let body
+    try {
+      body = errorResponse(error, request)
+    } catch (thrown) {
+      return broken(reply, thrown)
+    }
+    if (isPromise(body)) {
+      body.then((shaped) => reply.send(shaped), (thrown: unknown) => broken(reply, thrown))
+    } else {
+      reply.send(body)
+    }
+  }
 }

@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { storeErrorChannel } from '../diagnostics/channels.js'
 import { RateLimitStoreUnavailableError } from '../errors.js'
+import { safeError } from '../log/safe-error.js'
 import { throttledWarning } from '../log/throttled-warning.js'
 import { isPromise, type MaybePromise } from '../maybe-promise.js'
 import type { Credits } from '../records/lifecycle.js'
@@ -61,6 +63,7 @@ export function createLimiter ({ store, now, onStoreError, log }: LimiterOptions
   const warn = throttledWarning(log, now)
 
   function storeFailed (error: unknown): null {
+    if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ store: 'rate-limit', operation: 'consume', error: safeError(error) })
     if (onStoreError === 'deny') throw new RateLimitStoreUnavailableError({ cause: error })
     warn(error, 'keygate: rate-limit store failed; requests are let through (onStoreError: allow)')
     return null
@@ -100,6 +103,7 @@ export function createCreditsReader (store: RateLimitStore, now: () => number): 
       try {
         counts = await store.peek(requests)
       } catch (error) {
+        if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ store: 'rate-limit', operation: 'peek', error: safeError(error) })
         throw new RateLimitStoreUnavailableError({ cause: error })
       }
     }
