@@ -82,9 +82,10 @@ t.test('npm start: prints a first key once, then serves the example routes with 
   t.same(Object.keys(document.paths), [
     '/api/v1/keys/create', '/api/v1/keys/audit', '/api/v1/keys/audit/export', '/api/v1/keys/list', '/api/v1/keys/onboarding',
     '/api/v1/keys/{name}/usage', '/api/v1/keys/{name}/delete', '/api/v1/keys/{name}/rotate', '/api/v1/keys/{name}',
-    '/health', '/api/v1/endpoints', '/v1/federate', '/v1/connectors'
+    '/health', '/metrics', '/api/v1/endpoints', '/v1/federate', '/v1/connectors'
   ], 'the documentation routes are not in the document')
   t.same(document.paths['/health'].get.security, [])
+  t.same(document.paths['/metrics'].get.security, [], 'public in the example, and documented so')
   t.same(document.paths['/api/v1/endpoints'].get.security, [{ apiKey: [] }])
   t.same(document.paths['/v1/federate'].post.security, [{ apiKey: ['federate'] }])
   t.same(document.paths['/v1/connectors'].post.security, [{ apiKey: ['connector:write'] }])
