@@ -42,8 +42,10 @@ return out
 const COMMAND = 'keygateRateLimit4'
 // Counters outlive their window by this much, so a clock a little ahead of Redis's cannot reset one early.
 const EXPIRY_SLACK_MS = 5_000
-// Requests per script call: a script blocks Redis while it runs, so a burst goes in several.
-const MAX_BATCH = 100
+// Requests waiting when a call goes out without waiting for the turn to end: Redis counts them
+// while this process reads the turn's other requests, so answers are back by the time it is done
+// and the process never sits idle waiting for one call that holds the whole turn.
+const EAGER_BATCH = 8
 
 type ScriptClient = (RedisClient) & {
   [COMMAND]: (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<number[]>
@@ -64,9 +66,12 @@ export interface RedisRateLimitStoreOptions {
 }
 
 /**
- * Counters in Redis, shared by every instance. The requests that arrive in one turn of the event
- * loop are counted by one script call: one round trip for all of them, never more than one per
- * request. On a Redis Cluster a call holds one key id's requests, as its keys must share a slot.
+ * Counters in Redis, shared by every instance. Requests are counted by script calls of up to 8:
+ * a call goes out as soon as 8 wait, and what waits when the event-loop turn ends goes then. So a
+ * busy process keeps several calls in flight while it reads requests (Redis counts one group
+ * while the next is read) rather than one call for the whole turn that it would wait for, idle;
+ * and there is never more than one round trip per request. On a Redis Cluster a call holds one
+ * key id's requests, as its keys must share a slot.
  */
 export class RedisRateLimitStore implements RateLimitStore {
   readonly #client: ScriptClient
@@ -74,6 +79,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   readonly #timeoutMs: number
   readonly #cluster: boolean
   #pending: Pending[] = []
+  #flushScheduled = false
 
   constructor ({ client, keyPrefix = DEFAULTS.rateLimitKeyPrefix, timeoutMs = DEFAULTS.redisTimeout }: RedisRateLimitStoreOptions) {
     // Registered once per client; ioredis sends EVALSHA and falls back to EVAL by itself.
@@ -88,10 +94,15 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   consume (request: ConsumeRequest): Promise<ConsumeResult> {
     return new Promise((resolve, reject) => {
-      // setImmediate runs once the event loop has read every request that was ready, so the
-      // batch holds all of them; a microtask would run after each one.
-      if (this.#pending.length === 0) setImmediate(this.#flush)
       this.#pending.push({ request, resolve, reject })
+      if (this.#pending.length >= EAGER_BATCH) {
+        this.#flush()
+      } else if (!this.#flushScheduled) {
+        // setImmediate runs once the event loop has read every request that was ready: what is
+        // still waiting then goes in one call. A microtask would run after each request.
+        this.#flushScheduled = true
+        setImmediate(this.#flushAtTurnEnd)
+      }
     })
   }
 
@@ -118,10 +129,16 @@ export class RedisRateLimitStore implements RateLimitStore {
     return window.counter === undefined ? name : `${name}:${window.counter}`
   }
 
-  readonly #flush = (): void => {
+  readonly #flushAtTurnEnd = (): void => {
+    this.#flushScheduled = false
+    this.#flush()
+  }
+
+  #flush (): void {
+    if (this.#pending.length === 0) return
     const pending = this.#pending
     this.#pending = []
-    for (const batch of batches(pending, this.#cluster, MAX_BATCH)) void this.#send(batch)
+    for (const batch of batches(pending, this.#cluster, EAGER_BATCH)) void this.#send(batch)
   }
 
   async #send (batch: Pending[]): Promise<void> {

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { MemoryRateLimitStore } from '../../lib/ratelimit/memory.store.js'
 import { batches, RedisRateLimitStore } from '../../lib/ratelimit/redis.store.js'
@@ -148,30 +149,56 @@ t.test('redis: credits counters share the hash tag; one that never ends does not
   await client.del(forever, daily)
 })
 
-t.test('redis: the requests of one event-loop turn share one script call, at most 100 to a call', { skip: needsRedis }, async (t) => {
-  const client = redisClient(t)
-  const keyPrefix = uniqueKeyPrefix()
-  const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
-  // Redis's own view of what it was sent, from a connection of its own.
+/**
+ * Redis's own view of what the store sends, in order: each script call as its number of keys, and
+ * `'ping'` where the test sent a PING of its own. Redis runs a connection's commands in the order
+ * they were written, so a call listed before a PING was written before it.
+ */
+async function sentToRedis (t: Test, client: Redis, keyPrefix: string): Promise<() => Promise<Array<number | 'ping'>>> {
   const monitor = await monitorRedis(t)
-  const calls: number[] = []
+  const sent: Array<number | 'ping'> = []
   const marker = `${keyPrefix}done`
   const seenAll = new Promise<void>((resolve) => {
     monitor.on('monitor', (_time: string, args: string[]) => {
       // A fresh client sends its first call as EVAL (the script's text), then EVALSHA.
       const command = args[0]?.toLowerCase()
-      if ((command === 'eval' || command === 'evalsha') && args[3]?.startsWith(keyPrefix) === true) calls.push(Number(args[2]))
-      if (args[0]?.toLowerCase() === 'ping' && args[1] === marker) resolve()
+      if ((command === 'eval' || command === 'evalsha') && args[3]?.startsWith(keyPrefix) === true) sent.push(Number(args[2]))
+      if (command === 'ping' && args[1] === keyPrefix) sent.push('ping')
+      if (command === 'ping' && args[1] === marker) resolve()
     })
   })
-  const results = await Promise.all(Array.from({ length: 250 }, async (_, i) =>
-    await store.consume({ keyId: `key${i % 3}`, windows: windows(T0, 1000, 1000), now: T0 })))
-  t.equal(results.filter((r) => r.allowed).length, 250)
+  return async () => {
+    await client.ping(marker)
+    await seenAll
+    return sent
+  }
+}
+
+t.test('redis: a call goes out as soon as 8 requests wait, the rest when the event-loop turn ends', { skip: needsRedis }, async (t) => {
+  const client = redisClient(t)
+  const keyPrefix = uniqueKeyPrefix()
+  const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
+  const sent = await sentToRedis(t, client, keyPrefix)
+  // 19 requests in one turn, as when a busy server reads many at once; a PING written after them,
+  // still in the same turn, shows which calls had already gone out.
+  const consumed = Array.from({ length: 19 }, (_, i) => store.consume({ keyId: `key${i % 3}`, windows: windows(T0, 1000, 1000), now: T0 }))
+  void client.ping(keyPrefix)
+  const results = await Promise.all(consumed)
+  t.equal(results.filter((r) => r.allowed).length, 19)
   t.same(results.slice(0, 6).map((r) => r.counts), [[1, 1], [1, 1], [1, 1], [2, 2], [2, 2], [2, 2]])
-  // Redis runs commands in order: once the monitor shows this PING, it has shown every call before it.
-  await client.ping(marker)
-  await seenAll
-  t.same(calls, [200, 200, 100], 'three calls: 100, 100 and 50 requests of two windows each')
+  t.same(await sent(), [16, 16, 'ping', 6], 'two calls of 8 requests (two windows each) at once, the last 3 at the end of the turn')
+})
+
+t.test('redis: a burst goes out in calls of 8, each request counted in order', { skip: needsRedis }, async (t) => {
+  const client = redisClient(t)
+  const keyPrefix = uniqueKeyPrefix()
+  const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
+  const sent = await sentToRedis(t, client, keyPrefix)
+  const results = await Promise.all(Array.from({ length: 250 }, async (_, i) =>
+    await store.consume({ keyId: 'one', windows: windows(T0, 100, 1000), now: T0 })))
+  t.same(results.map((r) => r.allowed), Array.from({ length: 250 }, (_, i) => i < 100), 'the first 100 admitted, then refused')
+  t.same(results.map((r) => r.counts[1]), Array.from({ length: 250 }, (_, i) => Math.min(i + 1, 100)), 'each saw the count after its own turn')
+  t.same(await sent(), [...Array.from({ length: 31 }, () => 16), 4], '31 calls of 8 requests, then the last 2')
 })
 
 t.test('batches: any mix of key ids, or one key id per call on a cluster; at most max per call', async (t) => {
