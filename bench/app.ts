@@ -52,7 +52,8 @@ export interface BuildOptions {
 }
 
 export async function buildApp (contender: Contender, options: BuildOptions = {}): Promise<BuiltApp> {
-  const app = Fastify()
+  // No plugin timeout: startup is not measured, and the servers start all at once.
+  const app = Fastify({ pluginTimeout: 0 })
   const closers: Array<() => Promise<void>> = [async () => await app.close()]
   let keys: string[] = []
 

@@ -40,6 +40,7 @@ export function render (scenarios: Scenario[], info: RunInfo): string {
   const { pinning } = info
   const find = (id: string, connections: number): Scenario | undefined => scenarios.find((s) => s.id === id && s.connections === connections)
   const cpu = cpus()[0]?.model ?? 'unknown CPU'
+  const waits = scenarios.flatMap((s) => s.runs.map((run) => run.waited ?? NaN)).filter((n) => !Number.isNaN(n))
   const loadCpus = scenarios.flatMap((s) => s.runs.map((run) => run.loadCpu ?? NaN)).filter((n) => !Number.isNaN(n))
   const conns = (list: number[]): string => list.join(' and ')
   const lines = [
@@ -52,7 +53,8 @@ export function render (scenarios: Scenario[], info: RunInfo): string {
     pinning.pinned
       ? `**Pinned** (${pinning.reason}): every run of the table. Each server process, all its threads, on CPU ${pinning.serverCpus} alone (checked in /proc for every thread of every server); ` +
         `this driver, wrk and Redis on CPU ${pinning.otherCpus}. Load: \`wrk -t1 -c<N> -d${info.seconds}s --latency\` with bench/wrk.lua, which sends the Authorization headers in turn and counts every status other than the expected one.` +
-        (loadCpus.length > 0 ? ` wrk's own CPU: at most ${(Math.max(...loadCpus) * 100).toFixed(0)} % of one core in any run, so it had room to spare.` : '')
+        (loadCpus.length > 0 ? ` wrk's own CPU: at most ${(Math.max(...loadCpus) * 100).toFixed(0)} % of one core in any run.` : '') +
+        (waits.length > 0 ? ` How quiet the machine was: the server's main thread waited for its CPU (taken by other processes) ${(median(waits) * 100).toFixed(1)} % of a run's time in the median run, ${(Math.max(...waits) * 100).toFixed(1)} % at most; near 0 on a quiet machine.` : '')
       : `**Not pinned** (${pinning.reason}): autocannon in the driver process, sharing the CPUs with the servers${info.redis === undefined ? '' : ' and Redis'}; rates include what the load generator takes from the server. Install wrk (\`apt-get install wrk\`) for the pinned mode.`,
     `${info.connections.length > 1 ? 'Connections' : 'Connection count'}: ${conns(info.connections)} (the storms and the pause rows at ${conns(info.stormConnections)} only). ${info.rounds} interleaved rounds of ${info.seconds} s per scenario after a ${info.warmup} s warm-up each (the rotation servers first send each of their keys once, so every key has been through argon2); GET /hello → \`{"hello":"world"}\`.`,
     '',

@@ -21,7 +21,7 @@ import { checkPinned, decidePinning, pin } from './pinning.js'
 import { type BenchRedis, startRedis } from './redis.js'
 import { render } from './report.js'
 import type { Measured, Scenario } from './scenario.js'
-import { type Server, serverUsage, startServer, stopServer } from './servers.js'
+import { type Server, serverRunDelay, serverUsage, startServer, stopServer } from './servers.js'
 import { wrk } from './wrk.js'
 
 const quick = process.argv.includes('--quick')
@@ -38,6 +38,9 @@ const FIRST_USE_KEYS = quick ? 60 : 200
 const REDIS_CALLS_SECONDS = quick ? 1 : 3
 
 const pinning = decidePinning(process.argv.includes('--unpinned'))
+const began = performance.now()
+/** Progress on stderr, with the seconds since the start. */
+const say = (text: string): boolean => process.stderr.write(`[${((performance.now() - began) / 1000).toFixed(0).padStart(3)} s] ${text}`)
 
 /** Same key id as `key`, another secret, a valid checksum: what a wrong-secret storm sends. */
 function wrongSecrets (key: string, count: number): string[] {
@@ -53,10 +56,18 @@ async function load (options: LoadOptions, directory: string): Promise<LoadRun> 
 
 async function measure (scenario: Scenario, seconds: number, directory: string): Promise<Measured> {
   const before = await serverUsage(scenario.server)
+  const delayBefore = serverRunDelay(scenario.server)
   const run = await load({ url: scenario.server.url, connections: scenario.connections, seconds, headers: scenario.headers, expected: scenario.expected }, directory)
+  const delayAfter = serverRunDelay(scenario.server)
   const after = await serverUsage(scenario.server)
   const cpu = after.cpu - before.cpu
-  return { ...run, cpuPerRequest: cpu / run.requests, idle: 1 - cpu / (after.wall - before.wall) }
+  const wall = after.wall - before.wall
+  return {
+    ...run,
+    cpuPerRequest: cpu / run.requests,
+    idle: 1 - cpu / wall,
+    ...(delayBefore === undefined || delayAfter === undefined ? {} : { waited: (delayAfter - delayBefore) / wall })
+  }
 }
 
 /**
@@ -141,7 +152,7 @@ async function keptFindings (): Promise<string> {
 
 async function main (): Promise<void> {
   const startedAt = new Date()
-  process.stderr.write(`${pinning.pinned ? `pinned: servers on CPU ${pinning.serverCpus}, the rest on ${pinning.otherCpus}` : 'not pinned'} (${pinning.reason})\n`)
+  say(`${pinning.pinned ? `pinned: servers on CPU ${pinning.serverCpus}, the rest on ${pinning.otherCpus}` : 'not pinned'} (${pinning.reason})\n`)
   if (pinning.pinned) {
     pin(process.pid, pinning.otherCpus)
     checkPinned(process.pid, pinning.otherCpus, 'the driver')
@@ -154,12 +165,24 @@ async function main (): Promise<void> {
     if (redis?.pid !== undefined && pinning.pinned) checkPinned(redis.pid, pinning.otherCpus, 'redis-server')
     // The servers read REDIS_URL from their environment.
     if (redis !== undefined) process.env.REDIS_URL = redis.url
+    // All start at once, on every CPU (seeding 10,000 keys takes a while); each is pinned when ready.
     const start = async (contender: Contender, keyCount = 1): Promise<Server> => {
-      process.stderr.write(`starting ${contender}${keyCount > 1 ? ` with ${keyCount} keys` : ''}\n`)
       const server = await startServer(contender, pinning.serverCpus, keyCount)
       servers.push(server)
+      say(`started ${contender}${keyCount > 1 ? ` with ${keyCount.toLocaleString('en')} keys` : ''}\n`)
       return server
     }
+    const withRedis = redis !== undefined
+    const [bare, keygateOne, keygateRedis, bearerAuth, limitedLocal, limitedRedis, keygateMany, keygateRedisMany] = await Promise.all([
+      start('bare'),
+      start('keygate'),
+      withRedis ? start('keygate-redis') : undefined,
+      start('bearer-auth'),
+      start('bearer-auth-rate-limit-local'),
+      withRedis ? start('bearer-auth-rate-limit') : undefined,
+      start('keygate', ROTATION_KEYS),
+      withRedis ? start('keygate-redis', ROTATION_KEYS) : undefined
+    ])
     const scenarios: Scenario[] = []
     const add = (id: string, name: string, server: Server, headers: string[], connections: number, more: Partial<Scenario> = {}): void => {
       scenarios.push({ id, name, server, headers, expected: 200, connections, seconds: SECONDS, warmup: WARMUP_SECONDS, runs: [], ...more })
@@ -167,37 +190,32 @@ async function main (): Promise<void> {
     const bearer = (server: Server): string[] => [`Bearer ${server.keys[0] as string}`]
 
     // One key, like the bearer-auth contenders' one static key.
-    const throughput: Array<[string, string, Server]> = []
-    throughput.push(['bare', 'bare Fastify, no auth', await start('bare')])
-    const keygateOne = await start('keygate')
-    throughput.push(['keygate', 'fastify-keygate, in-process', keygateOne])
-    let keygateRedis: Server | undefined
-    if (redis !== undefined) {
-      keygateRedis = await start('keygate-redis')
-      throughput.push(['keygate-redis', 'fastify-keygate, Redis', keygateRedis])
-    }
-    throughput.push(['bearer-auth', '@fastify/bearer-auth', await start('bearer-auth')])
-    throughput.push(['bearer-auth-rate-limit-local', '@fastify/bearer-auth + @fastify/rate-limit (local)', await start('bearer-auth-rate-limit-local')])
-    if (redis !== undefined) throughput.push(['bearer-auth-rate-limit', '@fastify/bearer-auth + @fastify/rate-limit (Redis)', await start('bearer-auth-rate-limit')])
+    const throughput: Array<[string, string, Server | undefined]> = [
+      ['bare', 'bare Fastify, no auth', bare],
+      ['keygate', 'fastify-keygate, in-process', keygateOne],
+      ['keygate-redis', 'fastify-keygate, Redis', keygateRedis],
+      ['bearer-auth', '@fastify/bearer-auth', bearerAuth],
+      ['bearer-auth-rate-limit-local', '@fastify/bearer-auth + @fastify/rate-limit (local)', limitedLocal],
+      ['bearer-auth-rate-limit', '@fastify/bearer-auth + @fastify/rate-limit (Redis)', limitedRedis]
+    ]
     for (const connections of CONNECTIONS) {
-      for (const [id, name, server] of throughput) add(id, name, server, server.contender === 'bare' ? [] : bearer(server), connections)
+      for (const [id, name, server] of throughput) {
+        if (server !== undefined) add(id, name, server, server.contender === 'bare' ? [] : bearer(server), connections)
+      }
     }
 
     // The rotation keys sit idle while the other scenarios run, long past their 5-second freshness.
     // Each round of a rotation is therefore preceded by a short one of the same load, reported on
     // its own: the keys coming back after a pause (re-read), then in steady use.
     const keysName = `${ROTATION_KEYS.toLocaleString('en')} keys`
-    const rotations: Array<[string, string, Contender]> = [['rotation', 'in-process', 'keygate']]
-    if (redis !== undefined) rotations.push(['rotation-redis', 'Redis', 'keygate-redis'])
-    let keygateMany: Server | undefined
-    for (const [id, mode, contender] of rotations) {
-      const server = await start(contender, ROTATION_KEYS)
-      if (contender === 'keygate') keygateMany = server
+    const rotations: Array<[string, string, Server | undefined]> = [['rotation', 'in-process', keygateMany], ['rotation-redis', 'Redis', keygateRedisMany]]
+    for (const [id, mode, server] of rotations) {
+      if (server === undefined) continue
       const headers = server.keys.map((key) => `Bearer ${key}`)
       add(`${id}-pause`, `fastify-keygate, ${mode}, ${keysName} back after a pause (first ${RETURN_SECONDS} s)`, server, headers, STORM_CONNECTIONS[0] as number, { seconds: RETURN_SECONDS, warmup: 0 })
       for (const connections of CONNECTIONS) add(id, `fastify-keygate, ${mode}, ${keysName} in rotation`, server, headers, connections)
     }
-    const storms = keygateMany as Server
+    const storms = keygateMany
     for (const connections of STORM_CONNECTIONS) {
       add('storm-wrong-secret', 'wrong-secret storm, one real key id', storms, wrongSecrets(storms.keys[0] as string, 1000).map((key) => `Bearer ${key}`), connections, { expected: 401 })
       add('storm-bad-checksum', 'bad-checksum storm, random keys', storms, Array.from({ length: 1000 }, () => `Bearer metlo_${randomBase62(32)}`), connections, { expected: 401 })
@@ -207,19 +225,19 @@ async function main (): Promise<void> {
     }
 
     const report = (scenario: Scenario, run: Measured): string =>
-      `${Math.round(run.rps)} req/s, server CPU ${run.cpuPerRequest.toFixed(1)} µs/req, idle ${(run.idle * 100).toFixed(1)} %${run.loadCpu === undefined ? '' : `, wrk ${(run.loadCpu * 100).toFixed(0)} %`}${run.unexpected === 0 ? '' : `, ${run.unexpected} not ${scenario.expected} (${JSON.stringify(run.unexpectedKinds)})`}\n`
+      `${Math.round(run.rps)} req/s, server CPU ${run.cpuPerRequest.toFixed(1)} µs/req, idle ${(run.idle * 100).toFixed(1)} %${run.waited === undefined ? '' : `, waited for its CPU ${(run.waited * 100).toFixed(1)} %`}${run.loadCpu === undefined ? '' : `, wrk ${(run.loadCpu * 100).toFixed(0)} %`}${run.unexpected === 0 ? '' : `, ${run.unexpected} not ${scenario.expected} (${JSON.stringify(run.unexpectedKinds)})`}\n`
     for (const server of servers.filter((server) => server.keys.length > 1)) {
-      process.stderr.write(`first use of ${server.keys.length} keys (${server.contender})\n`)
+      say(`first use of ${server.keys.length} keys (${server.contender})\n`)
       await prime(server)
     }
     for (const scenario of scenarios) {
       if (scenario.warmup === 0) continue
-      process.stderr.write(`warm-up: ${scenario.name}, ${scenario.connections} connections: `)
+      say(`warm-up: ${scenario.name}, ${scenario.connections} connections: `)
       process.stderr.write(report(scenario, await measure(scenario, scenario.warmup, directory)))
     }
     for (let round = 1; round <= ROUNDS; round++) {
       for (const scenario of scenarios) {
-        process.stderr.write(`round ${round}/${ROUNDS}: ${scenario.name}, ${scenario.connections} connections: `)
+        say(`round ${round}/${ROUNDS}: ${scenario.name}, ${scenario.connections} connections: `)
         const run = await measure(scenario, scenario.seconds, directory)
         scenario.runs.push(run)
         process.stderr.write(report(scenario, run))
@@ -227,9 +245,9 @@ async function main (): Promise<void> {
     }
     const redisCalls = keygateRedis === undefined || redis === undefined ? undefined : await redisCallsPerRequest(keygateRedis, redis.url, directory)
     for (const server of servers.splice(0)) await stopServer(server)
-    process.stderr.write('first use (argon2id, OWASP parameters)\n')
+    say('first use (argon2id, OWASP parameters)\n')
     const first = await firstUse()
-    process.stderr.write('memory\n')
+    say('memory\n')
     const memoryReport = await memory()
     const minutes = (Date.now() - startedAt.getTime()) / 60_000
     const text = render(scenarios, {

@@ -7,6 +7,11 @@ export interface Measured extends LoadRun {
   cpuPerRequest: number
   /** 1 − server CPU time ÷ the run's wall time: the share of its one core the server left idle. */
   idle: number
+  /**
+   * Share of the run the server's main thread was ready to run but waited for its CPU (Linux's
+   * schedstat run delay): other processes on the server's CPU; near 0 on a quiet machine.
+   */
+  waited?: number
 }
 
 export interface Scenario {

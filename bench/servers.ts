@@ -1,25 +1,31 @@
 // The contenders' server processes (bench/server.ts): started, pinned, asked for their CPU time,
 // closed.
 import { type ChildProcess, fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import type { Contender } from './app.js'
 import { track } from './children.js'
-import { checkPinned } from './pinning.js'
+import { checkPinned, pin } from './pinning.js'
 
 export interface Server { contender: Contender, child: ChildProcess, url: string, keys: string[] }
 
-/** `cpus`: a taskset CPU list the server and all its threads run on from birth, or '' for any. */
+/**
+ * `cpus`: a taskset CPU list the server and all its threads are moved to once it is ready (it
+ * starts and seeds its keys on any CPU, so several can start at once), or '' to leave it unpinned.
+ */
 export async function startServer (contender: Contender, cpus: string, keyCount = 1, argon2 = 'seed'): Promise<Server> {
-  const node = ['--import', 'tsx']
   const child = track(fork(new URL('./server.ts', import.meta.url).pathname, [contender, String(keyCount), argon2], {
-    // taskset execs node in its own place: same pid, the IPC channel kept.
-    ...(cpus === '' ? { execArgv: node } : { execPath: 'taskset', execArgv: ['-c', cpus, process.execPath, ...node] }),
+    execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   }))
   const { port, keys } = await new Promise<{ port: number, keys: string[] }>((resolve, reject) => {
     child.once('message', (message) => resolve(message as { port: number, keys: string[] }))
     child.once('exit', (code) => reject(new Error(`${contender} exited with ${code}`)))
   })
-  if (cpus !== '') checkPinned(child.pid as number, cpus, `the ${contender} server`)
+  if (cpus !== '') {
+    // Threads started later (argon2's pool grows on demand) inherit the CPUs of their creator.
+    pin(child.pid as number, cpus)
+    checkPinned(child.pid as number, cpus, `the ${contender} server`)
+  }
   return { contender, child, url: `http://127.0.0.1:${port}/hello`, keys }
 }
 
@@ -43,4 +49,14 @@ export async function serverUsage (server: Server): Promise<{ cpu: number, wall:
   })
   server.child.send('cpu')
   return await answer
+}
+
+/** Time the server's main thread has waited for a CPU while ready to run, µs; Linux only. */
+export function serverRunDelay (server: Server): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${server.child.pid as number}/schedstat`, 'utf8').trim().split(' ')
+    return Number(fields[1]) / 1000
+  } catch {
+    return undefined
+  }
 }
