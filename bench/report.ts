@@ -15,6 +15,7 @@ export interface RunInfo {
   warmup: number
   connections: number[]
   stormConnections: number[]
+  pauseConnections: number
   minutes: number
   redisCalls: { perRequest: number, requests: number, connections: number, commands: Record<string, number> } | undefined
   first: { keysPerSecond: number, unexpected: number, keys: number }
@@ -56,7 +57,7 @@ export function render (scenarios: Scenario[], info: RunInfo): string {
         (loadCpus.length > 0 ? ` wrk's own CPU: at most ${(Math.max(...loadCpus) * 100).toFixed(0)} % of one core in any run.` : '') +
         (waits.length > 0 ? ` How quiet the machine was: the server's main thread waited for its CPU (taken by other processes) ${(median(waits) * 100).toFixed(1)} % of a run's time in the median run, ${(Math.max(...waits) * 100).toFixed(1)} % at most; near 0 on a quiet machine.` : '')
       : `**Not pinned** (${pinning.reason}): autocannon in the driver process, sharing the CPUs with the servers${info.redis === undefined ? '' : ' and Redis'}; rates include what the load generator takes from the server. Install wrk (\`apt-get install wrk\`) for the pinned mode.`,
-    `${info.connections.length > 1 ? 'Connections' : 'Connection count'}: ${conns(info.connections)} (the storms and the pause rows at ${conns(info.stormConnections)} only). ${info.rounds} interleaved rounds of ${info.seconds} s per scenario after a ${info.warmup} s warm-up each (the rotation servers first send each of their keys once, so every key has been through argon2); GET /hello → \`{"hello":"world"}\`.`,
+    `Connections: ${conns(info.connections)}${info.stormConnections.length < info.connections.length ? ` (the storms at ${conns(info.stormConnections)} only)` : ''}; the "back after a pause" rows at ${info.pauseConnections} only. ${info.rounds} interleaved rounds of ${info.seconds} s per scenario after a ${info.warmup} s warm-up each (the rotation servers first send each of their keys once, so every key has been through argon2); GET /hello → \`{"hello":"world"}\`.`,
     '',
     'Columns: req/s median over the rounds and lowest – highest; latency p50 and p99 (medians over the rounds); R = median req/s ÷ median req/s of bare Fastify in the same run at the same connection count; ' +
       'server CPU = user + system time of the server process (all its threads, `process.cpuUsage()` read over IPC before and after each run) per request, and in brackets its difference from bare at the same connection count: what the contender itself costs; ' +

@@ -29,7 +29,9 @@ const ROUNDS = 2
 const SECONDS = quick ? 2 : 8
 const WARMUP_SECONDS = quick ? 1 : 3
 const CONNECTIONS = [32, 128]
-const STORM_CONNECTIONS = [32]
+// The storms too; the short "back after a pause" rows at the first count only.
+const STORM_CONNECTIONS = CONNECTIONS
+const PAUSE_CONNECTIONS = 32
 const ROTATION_KEYS = 10_000
 const RETURN_SECONDS = 1
 // Distinct forged keys in the forged-checksum storm: at its rate each id comes round every few seconds.
@@ -212,7 +214,7 @@ async function main (): Promise<void> {
     for (const [id, mode, server] of rotations) {
       if (server === undefined) continue
       const headers = server.keys.map((key) => `Bearer ${key}`)
-      add(`${id}-pause`, `fastify-keygate, ${mode}, ${keysName} back after a pause (first ${RETURN_SECONDS} s)`, server, headers, STORM_CONNECTIONS[0] as number, { seconds: RETURN_SECONDS, warmup: 0 })
+      add(`${id}-pause`, `fastify-keygate, ${mode}, ${keysName} back after a pause (first ${RETURN_SECONDS} s)`, server, headers, PAUSE_CONNECTIONS, { seconds: RETURN_SECONDS, warmup: 0 })
       for (const connections of CONNECTIONS) add(id, `fastify-keygate, ${mode}, ${keysName} in rotation`, server, headers, connections)
     }
     const storms = keygateMany
@@ -251,7 +253,7 @@ async function main (): Promise<void> {
     const memoryReport = await memory()
     const minutes = (Date.now() - startedAt.getTime()) / 60_000
     const text = render(scenarios, {
-      startedAt, quick, pinning, redis, rounds: ROUNDS, seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, stormConnections: STORM_CONNECTIONS, minutes, redisCalls, first, memoryReport
+      startedAt, quick, pinning, redis, rounds: ROUNDS, seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, stormConnections: STORM_CONNECTIONS, pauseConnections: PAUSE_CONNECTIONS, minutes, redisCalls, first, memoryReport
     })
     process.stdout.write(text)
     if (!quick) await writeFile(RESULTS, text + await keptFindings())
