@@ -6,6 +6,7 @@
 // the targets of issue 16 computed from the same run.
 import { spawn } from 'node:child_process'
 import { crc32 } from 'node:zlib'
+import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -160,6 +161,8 @@ async function main (): Promise<void> {
     checkPinned(process.pid, pinning.otherCpus, 'the driver')
   }
   const directory = await mkdtemp(join(tmpdir(), 'keygate-bench-'))
+  // Interrupted runs too: the header files go.
+  process.once('exit', () => rmSync(directory, { recursive: true, force: true }))
   let redis: BenchRedis | undefined
   const servers: Server[] = []
   try {

@@ -59,7 +59,7 @@ function done (summary, latency, requests)
   local statuses = {}
   for status, count in pairs(counts) do statuses[#statuses + 1] = string.format('"%d":%d', status, count) end
   local e = summary.errors
-  io.write(string.format('BENCH {"requests":%d,"duration":%d,"socketErrors":%d,"other":%d,"statuses":{%s},"p50":%d,"p99":%d,"ticks":%d}\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, others, table.concat(statuses, ','),
+  io.write(string.format('BENCH {"requests":%d,"duration":%d,"socketErrors":%d,"timeouts":%d,"other":%d,"statuses":{%s},"p50":%d,"p99":%d,"ticks":%d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write, e.timeout, others, table.concat(statuses, ','),
     latency:percentile(50), latency:percentile(99), ticks()))
 end

@@ -34,7 +34,7 @@ async function headerFile (headers: string[], directory: string): Promise<string
   return file
 }
 
-interface WrkSummary { requests: number, duration: number, socketErrors: number, other: number, statuses: Record<string, number>, p50: number, p99: number, ticks: number }
+interface WrkSummary { requests: number, duration: number, socketErrors: number, timeouts: number, other: number, statuses: Record<string, number>, p50: number, p99: number, ticks: number }
 
 export async function wrk (options: LoadOptions & { cpus: string, directory: string }): Promise<LoadRun> {
   const file = await headerFile(options.headers, options.directory)
@@ -54,8 +54,13 @@ export async function wrk (options: LoadOptions & { cpus: string, directory: str
     rps: summary.requests / seconds,
     p50: summary.p50 / 1000,
     p99: summary.p99 / 1000,
-    unexpected: summary.other + summary.socketErrors,
-    unexpectedKinds: { ...summary.statuses, ...(summary.socketErrors > 0 ? { 'socket errors': summary.socketErrors } : {}) },
+    unexpected: summary.other + summary.socketErrors + summary.timeouts,
+    unexpectedKinds: {
+      ...summary.statuses,
+      ...(summary.socketErrors > 0 ? { 'socket errors': summary.socketErrors } : {}),
+      // wrk's default: no answer within 2 s.
+      ...(summary.timeouts > 0 ? { 'timeouts (2 s)': summary.timeouts } : {})
+    },
     loadCpu: summary.ticks < 0 ? undefined : summary.ticks / ticksPerSecond() / seconds
   }
 }
