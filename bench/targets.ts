@@ -45,14 +45,20 @@ export function targetsSection (find: Find, options: { connections: number[], st
       let measured = `${fmt(ratio)} (rounds ${fmt(Math.min(...perRound))} – ${fmt(Math.max(...perRound))})`
       if (target.against !== 'bare') measured += `; R ${r(a)} against ${r(b)}`
       let met = ratio >= target.atLeast
+      let verdict = ''
       if (target.idleBelow !== undefined) {
         const idle = median(a.runs.map((run) => run.idle))
-        measured += pinned ? `; server idle ${pct(idle)}` : '; server idle not measured (unpinned)'
-        met &&= pinned && idle < target.idleBelow
+        if (pinned) {
+          measured += `; server idle ${pct(idle)}`
+          met &&= idle < target.idleBelow
+        } else {
+          measured += '; server idle not measured (unpinned)'
+          verdict = ', idle not measured'
+        }
       }
       const wrong = unexpected(a) + unexpected(b)
       if (wrong > 0) measured += `; **${wrong} responses not as expected**`
-      rows.push(`| ${target.text} | ${n} | ${measured} | ${met && wrong === 0 ? 'met' : '**missed**'} |`)
+      rows.push(`| ${target.text} | ${n} | ${measured} | ${met && wrong === 0 ? `met${verdict}` : '**missed**'} |`)
     }
   }
   for (const n of stormConnections) {
