@@ -53,7 +53,7 @@ export function render (scenarios: Scenario[], info: RunInfo): string {
     '',
     pinning.pinned
       ? `**Pinned** (${pinning.reason}): every run of the table. Each server process, all its threads, on CPU ${pinning.serverCpus} alone (checked in /proc for every thread of every server); ` +
-        `this driver, wrk and Redis on CPU ${pinning.otherCpus}. Load: \`wrk -t1 -c<N> -d${info.seconds}s --latency\` with bench/wrk.lua, which sends the Authorization headers in turn and counts every status other than the expected one.` +
+        `this driver, wrk and Redis on CPU ${pinning.otherCpus}; the same for the first-use run and the Redis round-trip count below, while the memory step (bytes, not time) runs in a process of its own on CPU ${pinning.otherCpus}. Load: \`wrk -t1 -c<N> -d${info.seconds}s --latency\` with bench/wrk.lua, which sends the Authorization headers in turn and counts every status other than the expected one.` +
         (loadCpus.length > 0 ? ` wrk's own CPU: at most ${(Math.max(...loadCpus) * 100).toFixed(0)} % of one core in any run.` : '') +
         (waits.length > 0 ? ` How quiet the machine was: the server's main thread waited for its CPU (taken by other processes) ${(median(waits) * 100).toFixed(1)} % of a run's time in the median run, ${(Math.max(...waits) * 100).toFixed(1)} % at most; near 0 on a quiet machine.` : '')
       : `**Not pinned** (${pinning.reason}): autocannon in the driver process, sharing the CPUs with the servers${info.redis === undefined ? '' : ' and Redis'}; rates include what the load generator takes from the server. Install wrk (\`apt-get install wrk\`) for the pinned mode.`,
