@@ -51,7 +51,7 @@ export function decidePinning (forbid: boolean): Pinning {
   const cpus = parseCpuList(threadAffinities(process.pid)[0] ?? '')
   if (cpus.length < 2) return unpinned(`${cpus.length} CPU available`)
   const [server, ...others] = cpus as [number, ...number[]]
-  return { pinned: true, reason: 'Linux, taskset and wrk installed, ' + `${cpus.length} CPUs`, serverCpus: String(server), otherCpus: others.join(',') }
+  return { pinned: true, reason: `Linux, taskset and wrk installed, ${cpus.length} CPUs`, serverCpus: String(server), otherCpus: others.join(',') }
 }
 
 /** Moves every thread of `pid` to `cpus`. */
