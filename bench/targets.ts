@@ -57,7 +57,7 @@ export function targetsSection (find: Find, options: { connections: number[], st
         }
       }
       const wrong = unexpected(a) + unexpected(b)
-      if (wrong > 0) measured += `; **${wrong} responses not as expected**`
+      if (wrong > 0) measured += `; **responses not as expected: ${wrong}**`
       rows.push(`| ${target.text} | ${n} | ${measured} | ${met && wrong === 0 ? `met${verdict}` : '**missed**'} |`)
     }
   }
