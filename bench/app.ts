@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite'
 import bearerAuth from '@fastify/bearer-auth'
 import rateLimit from '@fastify/rate-limit'
 import fastifyRedis from '@fastify/redis'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -13,7 +13,7 @@ import { argon2idHasher, type Argon2Options, OWASP_ARGON2 } from '../lib/keys/ha
 import { generateKey } from '../lib/keys/key-text.js'
 import { seedKeys } from './seed.js'
 
-export type Contender = 'bare' | 'keygate' | 'keygate-redis' | 'bearer-auth' | 'bearer-auth-rate-limit'
+export type Contender = 'bare' | 'keygate' | 'keygate-redis' | 'bearer-auth' | 'bearer-auth-rate-limit-local' | 'bearer-auth-rate-limit'
 
 export interface BuiltApp {
   app: FastifyInstance
@@ -52,7 +52,8 @@ export interface BuildOptions {
 }
 
 export async function buildApp (contender: Contender, options: BuildOptions = {}): Promise<BuiltApp> {
-  const app = Fastify()
+  // No plugin timeout: startup is not measured, and the servers start all at once.
+  const app = Fastify({ pluginTimeout: 0 })
   const closers: Array<() => Promise<void>> = [async () => await app.close()]
   let keys: string[] = []
 
@@ -65,13 +66,17 @@ export async function buildApp (contender: Contender, options: BuildOptions = {}
     app.get('/hello', { config: { apiKey: { scopes: ['query'] } } }, async () => hello)
     await app.ready()
     keys = await seedKeys(db.withSchema(schema), { count: options.keyCount ?? 1, hasher: argon2idHasher(argon2), rateLimit: NO_LIMIT, scopes: ['query'] })
-  } else if (contender === 'bearer-auth' || contender === 'bearer-auth-rate-limit') {
+  } else if (contender === 'bearer-auth' || contender === 'bearer-auth-rate-limit-local' || contender === 'bearer-auth-rate-limit') {
     keys = [generateKey('metlo').text]
     await app.register(bearerAuth, { keys: new Set(keys) })
-    if (contender === 'bearer-auth-rate-limit') {
+    const limit = { max: NO_LIMIT.perMinute, timeWindow: '1 minute', keyGenerator: (request: FastifyRequest) => request.headers.authorization ?? '' }
+    if (contender === 'bearer-auth-rate-limit-local') {
+      // @fastify/rate-limit's own store: an LRU map in this process.
+      await app.register(rateLimit, limit)
+    } else if (contender === 'bearer-auth-rate-limit') {
       const redis = new Redis(process.env.REDIS_URL as string)
       closers.push(async () => { redis.disconnect() })
-      await app.register(rateLimit, { redis, max: NO_LIMIT.perMinute, timeWindow: '1 minute', keyGenerator: (request) => request.headers.authorization ?? '' })
+      await app.register(rateLimit, { ...limit, redis })
     }
     app.get('/hello', async () => hello)
   } else {

@@ -1,82 +1,49 @@
-// `npm run bench` (add `-- --quick` for a first look). Each contender runs in its own process;
-// autocannon drives them from this one, in interleaved rounds (A B C ... A B C ...) so that machine
-// drift hits every contender alike. Reports medians, min and max, and R = req/s ÷ bare req/s.
-import { type ChildProcess, fork } from 'node:child_process'
-import { execFileSync } from 'node:child_process'
+// `npm run bench` (add `-- --quick` for a first look, `-- --unpinned` to force the fallback). Each
+// contender runs in its own process. In pinned mode (bench/pinning.ts) each server runs alone on one
+// CPU and wrk drives it from the others; otherwise autocannon drives it from this process. Scenarios
+// run in interleaved rounds (A B C ... A B C ...) so that machine drift hits every contender alike.
+// Reports medians, min and max, R = req/s ÷ bare req/s, server CPU per request and idle share, and
+// the targets of issue 16 computed from the same run.
+import { spawn } from 'node:child_process'
 import { crc32 } from 'node:zlib'
-import { readFile, writeFile } from 'node:fs/promises'
-import { cpus } from 'node:os'
-import autocannon, { type Result } from 'autocannon'
+import { rmSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { encodeBase62, randomBase62 } from '../lib/keys/base62.js'
 import { generateKey } from '../lib/keys/key-text.js'
+import type { Contender } from './app.js'
+import { autocannonLoad } from './autocannon.js'
+import { killAll, track } from './children.js'
+import type { LoadOptions, LoadRun } from './load.js'
+import { checkPinned, decidePinning, pin } from './pinning.js'
+import { type BenchRedis, startRedis } from './redis.js'
+import { render } from './report.js'
+import type { Measured, Scenario } from './scenario.js'
+import { type Server, serverRunDelay, serverUsage, startServer, stopServer } from './servers.js'
+import { wrk } from './wrk.js'
 
 const quick = process.argv.includes('--quick')
-const ROUNDS = quick ? 3 : 5
-const SECONDS = quick ? 2 : 5
+const ROUNDS = 2
+const SECONDS = quick ? 2 : 8
 const WARMUP_SECONDS = quick ? 1 : 3
-const CONNECTIONS = 50
+const CONNECTIONS = [32, 128]
+// The storms too; the short "back after a pause" rows at the first count only.
+const STORM_CONNECTIONS = CONNECTIONS
+const PAUSE_CONNECTIONS = 32
 const ROTATION_KEYS = 10_000
 const RETURN_SECONDS = 1
 // Distinct forged keys in the forged-checksum storm: at its rate each id comes round every few seconds.
 const FORGED_KEYS = 50_000
 const FIRST_USE_KEYS = quick ? 60 : 200
-const REDIS_URL = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? process.env.REDIS_URL : undefined
+const REDIS_CALLS_SECONDS = quick ? 1 : 3
 
-interface Server { child: ChildProcess, url: string, keys: string[] }
-
-async function startServer (contender: string, keyCount = 1, argon2 = 'seed'): Promise<Server> {
-  const child = fork(new URL('./server.ts', import.meta.url).pathname, [contender, String(keyCount), argon2], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  const { port, keys } = await new Promise<{ port: number, keys: string[] }>((resolve, reject) => {
-    child.once('message', (message) => resolve(message as { port: number, keys: string[] }))
-    child.once('exit', (code) => reject(new Error(`${contender} exited with ${code}`)))
-  })
-  return { child, url: `http://127.0.0.1:${port}/hello`, keys }
-}
-
-async function stopServer (server: Server): Promise<void> {
-  const exited = new Promise((resolve) => server.child.once('exit', resolve))
-  server.child.send('close')
-  await exited
-}
-
-/** A scenario: a server, and the Authorization header of each request (cycled). */
-interface Scenario {
-  name: string
-  server: Server
-  headers: () => string | undefined
-  /** The status every response must have. */
-  expected: number
-  /** Length of each round, s; SECONDS unless set. */
-  seconds?: number
-  runs: Result[]
-  /** Server CPU (user + system) per request in each run, µs: what the contender itself costs. */
-  cpuPerRequest: number[]
-  unexpected: number
-}
-
-/** CPU time the server process has used so far, µs. */
-async function serverCpu (server: Server): Promise<number> {
-  const answer = new Promise<number>((resolve) => {
-    const listen = (message: unknown): void => {
-      if (typeof (message as { cpu?: unknown }).cpu === 'number') {
-        server.child.off('message', listen)
-        resolve((message as { cpu: number }).cpu)
-      }
-    }
-    server.child.on('message', listen)
-  })
-  server.child.send('cpu')
-  return await answer
-}
-
-function cycle (values: string[]): () => string {
-  let i = 0
-  return () => values[i++ % values.length] as string
-}
+const pinning = decidePinning(process.argv.includes('--unpinned'))
+const began = performance.now()
+/** Progress on stderr, with the seconds since the start. */
+const say = (text: string): boolean => process.stderr.write(`[${((performance.now() - began) / 1000).toFixed(0).padStart(3)} s] ${text}`)
 
 /** Same key id as `key`, another secret, a valid checksum: what a wrong-secret storm sends. */
 function wrongSecrets (key: string, count: number): string[] {
@@ -86,46 +53,56 @@ function wrongSecrets (key: string, count: number): string[] {
   })
 }
 
-async function load (scenario: Scenario, seconds: number): Promise<Result> {
-  const next = scenario.headers
-  const cpuBefore = await serverCpu(scenario.server)
+async function load (options: LoadOptions, directory: string): Promise<LoadRun> {
+  return pinning.pinned ? await wrk({ ...options, cpus: pinning.otherCpus, directory }) : await autocannonLoad(options)
+}
+
+async function measure (scenario: Scenario, seconds: number, directory: string): Promise<Measured> {
+  const before = await serverUsage(scenario.server)
+  const delayBefore = serverRunDelay(scenario.server)
+  const run = await load({ url: scenario.server.url, connections: scenario.connections, seconds, headers: scenario.headers, expected: scenario.expected }, directory)
+  const delayAfter = serverRunDelay(scenario.server)
+  const after = await serverUsage(scenario.server)
+  const cpu = after.cpu - before.cpu
+  const wall = after.wall - before.wall
+  return {
+    ...run,
+    cpuPerRequest: cpu / run.requests,
+    idle: 1 - cpu / wall,
+    ...(delayBefore === undefined || delayAfter === undefined ? {} : { waited: (delayAfter - delayBefore) / wall })
+  }
+}
+
+/**
+ * Sends each key of `server` once, at fewer connections than argon2's queue holds (hashQueue, 100),
+ * so that every key has been through argon2 before the rounds: they measure the cache.
+ */
+async function prime (server: Server): Promise<void> {
+  let i = 0
   const result = await autocannon({
-    url: scenario.server.url,
-    connections: CONNECTIONS,
-    duration: seconds,
-    requests: [{
-      setupRequest: (request) => {
-        const authorization = next()
-        return authorization === undefined ? request : { ...request, headers: { ...request.headers, authorization } }
-      }
-    }]
+    url: server.url,
+    connections: 32,
+    amount: server.keys.length,
+    requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, authorization: `Bearer ${server.keys[i++ % server.keys.length] as string}` } }) }]
   })
-  scenario.cpuPerRequest.push((await serverCpu(scenario.server) - cpuBefore) / result.requests.total)
-  const good = result.statusCodeStats?.[String(scenario.expected) as '200']?.count ?? 0
-  scenario.unexpected += result.requests.total - good + result.errors + result.timeouts
-  return result
+  const good = result.statusCodeStats?.['200']?.count ?? 0
+  if (good !== server.keys.length) throw new Error(`first use of ${server.keys.length} keys: ${server.keys.length - good} not 200`)
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
-
-async function firstUse (): Promise<{ keysPerSecond: number, unexpected: number }> {
-  const server = await startServer('keygate', FIRST_USE_KEYS, 'owasp')
+async function firstUse (): Promise<{ keysPerSecond: number, unexpected: number, keys: number }> {
+  const server = await startServer('keygate', pinning.serverCpus, FIRST_USE_KEYS, 'owasp')
   try {
-    const next = cycle(server.keys.map((key) => `Bearer ${key}`))
+    let i = 0
     const started = performance.now()
     const result = await autocannon({
       url: server.url,
       connections: 4,
       amount: FIRST_USE_KEYS,
-      requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, authorization: next() } }) }]
+      requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, authorization: `Bearer ${server.keys[i++ % server.keys.length] as string}` } }) }]
     })
     const seconds = (performance.now() - started) / 1000
     const good = result.statusCodeStats?.['200']?.count ?? 0
-    return { keysPerSecond: FIRST_USE_KEYS / seconds, unexpected: FIRST_USE_KEYS - good }
+    return { keysPerSecond: FIRST_USE_KEYS / seconds, unexpected: FIRST_USE_KEYS - good, keys: FIRST_USE_KEYS }
   } finally {
     await stopServer(server)
   }
@@ -135,27 +112,31 @@ async function firstUse (): Promise<{ keysPerSecond: number, unexpected: number 
 const SCRIPT_COMMANDS = new Set(['incr', 'decr', 'pexpire'])
 
 /** Redis round trips per request on keygate's hot path, from Redis's own command statistics. */
-async function redisCallsPerRequest (server: Server): Promise<{ perRequest: number, commands: Record<string, number> }> {
-  const redis = new Redis(REDIS_URL as string)
+async function redisCallsPerRequest (server: Server, url: string, directory: string): Promise<NonNullable<Parameters<typeof render>[1]['redisCalls']>> {
+  const redis = new Redis(url)
   try {
     await redis.config('RESETSTAT')
-    const requests = 20_000
-    const authorization = `Bearer ${server.keys[0] as string}`
-    const result = await autocannon({ url: server.url, connections: CONNECTIONS, amount: requests, headers: { authorization } })
+    const connections = CONNECTIONS[0] as number
+    const run = await load({ url: server.url, connections, seconds: REDIS_CALLS_SECONDS, headers: [`Bearer ${server.keys[0] as string}`], expected: 200 }, directory)
     const stats = await redis.info('commandstats')
     const commands: Record<string, number> = {}
     for (const match of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
       if (!/^(info|config)/.test(match[1] as string)) commands[match[1] as string] = Number(match[2])
     }
     const total = Object.entries(commands).filter(([name]) => !SCRIPT_COMMANDS.has(name)).reduce((sum, [, calls]) => sum + calls, 0)
-    return { perRequest: total / result.requests.total, commands }
+    return { perRequest: total / run.requests, requests: run.requests, connections, commands }
   } finally {
     redis.disconnect()
   }
 }
 
 async function memory (): Promise<string> {
-  return execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('./memory.ts', import.meta.url).pathname, quick ? '--quick' : ''], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = track(spawn(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('./memory.ts', import.meta.url).pathname, quick ? '--quick' : ''], { stdio: ['ignore', 'pipe', 'inherit'] }))
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const code = await new Promise((resolve) => child.once('exit', resolve))
+  if (code !== 0) throw new Error(`the memory step exited with ${String(code)}`)
+  return output
 }
 
 const RESULTS = new URL('./RESULTS.md', import.meta.url)
@@ -174,115 +155,121 @@ async function keptFindings (): Promise<string> {
 
 async function main (): Promise<void> {
   const startedAt = new Date()
-  const bare = await startServer('bare')
-  // One key, like the bearer-auth contender's one static key; the rotation and the storms run on a
-  // server holding 10,000 keys.
-  const keygateOne = await startServer('keygate')
-  const keygateMemory = await startServer('keygate', ROTATION_KEYS)
-  const servers = [bare, keygateOne, keygateMemory]
-  const scenarios: Scenario[] = []
-  const add = (name: string, server: Server, headers: () => string | undefined, expected = 200, seconds?: number): void => {
-    scenarios.push({ name, server, headers, expected, seconds, runs: [], cpuPerRequest: [], unexpected: 0 })
+  say(`${pinning.pinned ? `pinned: servers on CPU ${pinning.serverCpus}, the rest on ${pinning.otherCpus}` : 'not pinned'} (${pinning.reason})\n`)
+  if (pinning.pinned) {
+    pin(process.pid, pinning.otherCpus)
+    checkPinned(process.pid, pinning.otherCpus, 'the driver')
   }
-  const bearer = (server: Server) => cycle([`Bearer ${server.keys[0] as string}`])
-
-  add('bare Fastify, no auth', bare, () => undefined)
-  add('fastify-keygate, in-process', keygateOne, bearer(keygateOne))
-  let keygateRedis: Server | undefined
-  if (REDIS_URL !== undefined) {
-    keygateRedis = await startServer('keygate-redis')
-    servers.push(keygateRedis)
-    add('fastify-keygate, Redis', keygateRedis, bearer(keygateRedis))
-  }
-  const bearerAuth = await startServer('bearer-auth')
-  servers.push(bearerAuth)
-  add('@fastify/bearer-auth', bearerAuth, bearer(bearerAuth))
-  if (REDIS_URL !== undefined) {
-    const limited = await startServer('bearer-auth-rate-limit')
-    servers.push(limited)
-    add('@fastify/bearer-auth + @fastify/rate-limit (Redis)', limited, bearer(limited))
-  }
-  // The rotation keys sit idle while the other scenarios run, long past their 5-second freshness.
-  // Each rotation round is therefore preceded by a short one of the same load, reported on its
-  // own: the keys coming back after a pause (re-read from the database), then in steady use.
-  const rotation = cycle(keygateMemory.keys.map((key) => `Bearer ${key}`))
-  const keysName = `${ROTATION_KEYS.toLocaleString('en')} keys`
-  add(`fastify-keygate, ${keysName} back after a pause (first ${RETURN_SECONDS} s)`, keygateMemory, rotation, 200, RETURN_SECONDS)
-  add(`fastify-keygate, ${keysName} in rotation`, keygateMemory, rotation)
-  add('wrong-secret storm, one real key id', keygateMemory, cycle(wrongSecrets(keygateMemory.keys[0] as string, 1000)), 401)
-  add('bad-checksum storm, random keys', keygateMemory, cycle(Array.from({ length: 1000 }, () => `Bearer metlo_${randomBase62(32)}`)), 401)
-  // Well-formed keys (a valid checksum is free to compute) whose ids the database does not hold,
-  // so many that each id comes round only every few seconds: they cost database reads, batched.
-  add('forged-checksum storm, unknown key ids', keygateMemory, cycle(Array.from({ length: FORGED_KEYS }, () => `Bearer ${generateKey('metlo').text}`)), 401)
-
+  const directory = await mkdtemp(join(tmpdir(), 'keygate-bench-'))
+  // Interrupted runs too: the header files go.
+  process.once('exit', () => rmSync(directory, { recursive: true, force: true }))
+  let redis: BenchRedis | undefined
+  const servers: Server[] = []
   try {
+    redis = await startRedis(pinning.otherCpus)
+    if (redis?.pid !== undefined && pinning.pinned) checkPinned(redis.pid, pinning.otherCpus, 'redis-server')
+    // The servers read REDIS_URL from their environment.
+    if (redis !== undefined) process.env.REDIS_URL = redis.url
+    // All start at once, on every CPU (seeding 10,000 keys takes a while); each is pinned when ready.
+    const start = async (contender: Contender, keyCount = 1): Promise<Server> => {
+      const server = await startServer(contender, pinning.serverCpus, keyCount)
+      servers.push(server)
+      say(`started ${contender}${keyCount > 1 ? ` with ${keyCount.toLocaleString('en')} keys` : ''}\n`)
+      return server
+    }
+    const withRedis = redis !== undefined
+    const [bare, keygateOne, keygateRedis, bearerAuth, limitedLocal, limitedRedis, keygateMany, keygateRedisMany] = await Promise.all([
+      start('bare'),
+      start('keygate'),
+      withRedis ? start('keygate-redis') : undefined,
+      start('bearer-auth'),
+      start('bearer-auth-rate-limit-local'),
+      withRedis ? start('bearer-auth-rate-limit') : undefined,
+      start('keygate', ROTATION_KEYS),
+      withRedis ? start('keygate-redis', ROTATION_KEYS) : undefined
+    ])
+    const scenarios: Scenario[] = []
+    const add = (id: string, name: string, server: Server, headers: string[], connections: number, more: Partial<Scenario> = {}): void => {
+      scenarios.push({ id, name, server, headers, expected: 200, connections, seconds: SECONDS, warmup: WARMUP_SECONDS, runs: [], ...more })
+    }
+    const bearer = (server: Server): string[] => [`Bearer ${server.keys[0] as string}`]
+
+    // One key, like the bearer-auth contenders' one static key.
+    const throughput: Array<[string, string, Server | undefined]> = [
+      ['bare', 'bare Fastify, no auth', bare],
+      ['keygate', 'fastify-keygate, in-process', keygateOne],
+      ['keygate-redis', 'fastify-keygate, Redis', keygateRedis],
+      ['bearer-auth', '@fastify/bearer-auth', bearerAuth],
+      ['bearer-auth-rate-limit-local', '@fastify/bearer-auth + @fastify/rate-limit (local)', limitedLocal],
+      ['bearer-auth-rate-limit', '@fastify/bearer-auth + @fastify/rate-limit (Redis)', limitedRedis]
+    ]
+    for (const connections of CONNECTIONS) {
+      for (const [id, name, server] of throughput) {
+        if (server !== undefined) add(id, name, server, server.contender === 'bare' ? [] : bearer(server), connections)
+      }
+    }
+
+    // The rotation keys sit idle while the other scenarios run, long past their 5-second freshness.
+    // Each round of a rotation is therefore preceded by a short one of the same load, reported on
+    // its own: the keys coming back after a pause (re-read), then in steady use.
+    const keysName = `${ROTATION_KEYS.toLocaleString('en')} keys`
+    const rotations: Array<[string, string, Server | undefined]> = [['rotation', 'in-process', keygateMany], ['rotation-redis', 'Redis', keygateRedisMany]]
+    for (const [id, mode, server] of rotations) {
+      if (server === undefined) continue
+      const headers = server.keys.map((key) => `Bearer ${key}`)
+      add(`${id}-pause`, `fastify-keygate, ${mode}, ${keysName} back after a pause (first ${RETURN_SECONDS} s)`, server, headers, PAUSE_CONNECTIONS, { seconds: RETURN_SECONDS, warmup: 0 })
+      for (const connections of CONNECTIONS) add(id, `fastify-keygate, ${mode}, ${keysName} in rotation`, server, headers, connections)
+    }
+    const storms = keygateMany
+    for (const connections of STORM_CONNECTIONS) {
+      add('storm-wrong-secret', 'wrong-secret storm, one real key id', storms, wrongSecrets(storms.keys[0] as string, 1000).map((key) => `Bearer ${key}`), connections, { expected: 401 })
+      add('storm-bad-checksum', 'bad-checksum storm, random keys', storms, Array.from({ length: 1000 }, () => `Bearer metlo_${randomBase62(32)}`), connections, { expected: 401 })
+      // Well-formed keys (a valid checksum is free to compute) whose ids the database does not
+      // hold, so many that each id comes round only every few seconds: they cost database reads, batched.
+      add('storm-forged', 'forged-checksum storm, unknown key ids', storms, Array.from({ length: FORGED_KEYS }, () => `Bearer ${generateKey('metlo').text}`), connections, { expected: 401 })
+    }
+
+    const report = (scenario: Scenario, run: Measured): string =>
+      `${Math.round(run.rps)} req/s, server CPU ${run.cpuPerRequest.toFixed(1)} µs/req, idle ${(run.idle * 100).toFixed(1)} %${run.waited === undefined ? '' : `, waited for its CPU ${(run.waited * 100).toFixed(1)} %`}${run.loadCpu === undefined ? '' : `, wrk ${(run.loadCpu * 100).toFixed(0)} %`}${run.unexpected === 0 ? '' : `, ${run.unexpected} not ${scenario.expected} (${JSON.stringify(run.unexpectedKinds)})`}\n`
+    for (const server of servers.filter((server) => server.keys.length > 1)) {
+      say(`first use of ${server.keys.length} keys (${server.contender})\n`)
+      await prime(server)
+    }
     for (const scenario of scenarios) {
-      process.stderr.write(`warm-up: ${scenario.name}\n`)
-      // The rotation warm-up also puts every key through argon2 once, so the rounds measure the cache.
-      const inRotation = scenario.name.includes('rotation')
-      await load(scenario, inRotation ? Math.max(WARMUP_SECONDS, quick ? 4 : 8) : WARMUP_SECONDS)
-      scenario.unexpected = 0
-      scenario.cpuPerRequest = []
+      if (scenario.warmup === 0) continue
+      say(`warm-up: ${scenario.name}, ${scenario.connections} connections: `)
+      process.stderr.write(report(scenario, await measure(scenario, scenario.warmup, directory)))
     }
     for (let round = 1; round <= ROUNDS; round++) {
       for (const scenario of scenarios) {
-        process.stderr.write(`round ${round}/${ROUNDS}: ${scenario.name}\n`)
-        scenario.runs.push(await load(scenario, scenario.seconds ?? SECONDS))
+        say(`round ${round}/${ROUNDS}: ${scenario.name}, ${scenario.connections} connections: `)
+        const run = await measure(scenario, scenario.seconds, directory)
+        scenario.runs.push(run)
+        process.stderr.write(report(scenario, run))
       }
     }
-    const redisCalls = keygateRedis === undefined ? undefined : await redisCallsPerRequest(keygateRedis)
-    for (const server of servers) await stopServer(server)
-    process.stderr.write('first use (argon2id, OWASP parameters)\n')
+    const redisCalls = keygateRedis === undefined || redis === undefined ? undefined : await redisCallsPerRequest(keygateRedis, redis.url, directory)
+    for (const server of servers.splice(0)) await stopServer(server)
+    say('first use (argon2id, OWASP parameters)\n')
     const first = await firstUse()
-    process.stderr.write('memory\n')
+    say('memory\n')
     const memoryReport = await memory()
-    const report = render(scenarios, { startedAt, redisCalls, first, memoryReport })
-    process.stdout.write(report)
-    if (!quick) await writeFile(RESULTS, report + await keptFindings())
-  } catch (error) {
+    const minutes = (Date.now() - startedAt.getTime()) / 60_000
+    const text = render(scenarios, {
+      startedAt, quick, pinning, redis, rounds: ROUNDS, seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, stormConnections: STORM_CONNECTIONS, pauseConnections: PAUSE_CONNECTIONS, minutes, redisCalls, first, memoryReport
+    })
+    process.stdout.write(text)
+    if (!quick) await writeFile(RESULTS, text + await keptFindings())
+  } finally {
     for (const server of servers) server.child.kill()
-    throw error
+    await redis?.stop()
+    await rm(directory, { recursive: true, force: true })
   }
 }
 
-function render (scenarios: Scenario[], extra: {
-  startedAt: Date
-  redisCalls: { perRequest: number, commands: Record<string, number> } | undefined
-  first: { keysPerSecond: number, unexpected: number }
-  memoryReport: string
-}): string {
-  const bare = scenarios[0] as Scenario
-  const bareMedian = median(bare.runs.map((r) => r.requests.average))
-  const bareCpu = median(bare.cpuPerRequest)
-  const rows = scenarios.map((s) => {
-    const rps = s.runs.map((r) => r.requests.average)
-    const m = median(rps)
-    const cpu = median(s.cpuPerRequest)
-    return `| ${s.name} | ${Math.round(m).toLocaleString('en')} | ${Math.round(Math.min(...rps)).toLocaleString('en')} – ${Math.round(Math.max(...rps)).toLocaleString('en')} | ${median(s.runs.map((r) => r.latency.p50))} | ${median(s.runs.map((r) => r.latency.p99))} | ${(m / bareMedian).toFixed(2)} | ${cpu.toFixed(1)} (${cpu >= bareCpu ? '+' : ''}${(cpu - bareCpu).toFixed(1)}) | ${s.unexpected === 0 ? `all ${s.expected}` : `**${s.unexpected} other**`} |`
-  })
-  const cpu = cpus()[0]?.model ?? 'unknown CPU'
-  const lines = [
-    '# Benchmark results',
-    '',
-    `${extra.startedAt.toISOString().slice(0, 10)}, \`npm run bench${quick ? ' -- --quick' : ''}\`: ${cpus().length} × ${cpu}, Node ${process.version}, ` +
-      `${process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '' ? 'PostgreSQL' : 'PGlite'}${REDIS_URL !== undefined ? ' and Redis' : ', no Redis'}.`,
-    `${ROUNDS} interleaved rounds of ${SECONDS} s per scenario after a warm-up, ${CONNECTIONS} connections, GET /hello → \`{"hello":"world"}\`.`,
-    'R = median req/s ÷ median req/s of bare Fastify in the same run. Server CPU = user + system time of the server process per request (median over the rounds), and in brackets its difference from bare: what the contender itself adds, whatever the load generator beside it does.',
-    '',
-    '| scenario | req/s (median) | req/s (min – max) | p50 ms | p99 ms | R | server CPU µs/req | responses |',
-    '|---|---:|---:|---:|---:|---:|---:|---|',
-    ...rows,
-    '',
-    `First use (argon2id m=19456, t=2, p=1; every request a key never seen): ${extra.first.keysPerSecond.toFixed(0)} keys/s` +
-      `${extra.first.unexpected === 0 ? ', all 200' : `, **${extra.first.unexpected} not 200**`}.`,
-    ''
-  ]
-  if (extra.redisCalls !== undefined) {
-    const detail = Object.entries(extra.redisCalls.commands).map(([name, calls]) => `${name} ${calls}`).join(', ')
-    lines.push(`Redis round trips per authenticated request on the hot path (Redis INFO commandstats over 20,000 requests with one key, ${CONNECTIONS} connections): ${extra.redisCalls.perRequest.toFixed(3)}. Commands seen: ${detail}; incr, decr and pexpire run inside the rate-limit script, in the same round trip, and one script call counts the requests of one event-loop turn.`, '')
-  }
-  lines.push(extra.memoryReport.trim(), '')
-  return lines.join('\n')
+try {
+  await main()
+} catch (error) {
+  killAll()
+  throw error
 }
-
-await main()

@@ -12,9 +12,12 @@ const address = built.app.server.address() as { port: number }
 process.send?.({ port: address.port, keys: built.keys })
 process.on('message', (message) => {
   if (message === 'close') void built.close().then(() => process.exit(0))
-  // CPU time this process has used, in µs: the parent takes the difference over a load run.
+  // CPU time of this process (all its threads) and the time now, both in µs: the parent takes
+  // the differences over a load run.
   if (message === 'cpu') {
     const { user, system } = process.cpuUsage()
-    process.send?.({ cpu: user + system })
+    process.send?.({ cpu: user + system, wall: Number(process.hrtime.bigint() / 1000n) })
   }
 })
+// The driver is gone (a crash, Ctrl-C): no server outlives it.
+process.on('disconnect', () => process.exit(0))
