@@ -17,9 +17,10 @@ export interface RunInfo {
   stormConnections: number[]
   pauseConnections: number
   minutes: number
-  redisCalls: { perRequest: number, requests: number, connections: number, commands: Record<string, number> } | undefined
+  redisCalls: { perRequest: number, requests: number, connections: number, commands: Record<string, number>, redisCpuPerRequest: number } | undefined
   first: { keysPerSecond: number, unexpected: number, keys: number }
   memoryReport: string
+  queriesReport: string
 }
 
 const int = (n: number): string => Math.round(n).toLocaleString('en')
@@ -76,9 +77,9 @@ export function render (scenarios: Scenario[], info: RunInfo): string {
   ]
   if (info.redisCalls !== undefined) {
     const detail = Object.entries(info.redisCalls.commands).map(([name, calls]) => `${name} ${calls}`).join(', ')
-    lines.push(`Redis round trips per authenticated request on the hot path (Redis INFO commandstats over ${int(info.redisCalls.requests)} requests with one key, ${info.redisCalls.connections} connections): ${info.redisCalls.perRequest.toFixed(3)}. Commands seen: ${detail}; incr, decr and pexpire run inside the rate-limit script, in the same round trip, and one script call counts the requests of one event-loop turn.`, '')
+    lines.push(`Redis round trips per authenticated request on the hot path (Redis INFO commandstats over ${int(info.redisCalls.requests)} requests with one key, ${info.redisCalls.connections} connections): ${info.redisCalls.perRequest.toFixed(3)}. Commands seen: ${detail}; incr, decr and pexpire run inside the rate-limit script, in the same round trip, and one script call counts up to 8 requests. Redis's own CPU (INFO cpu, main thread) per request: ${info.redisCalls.redisCpuPerRequest.toFixed(1)} µs.`, '')
   }
   // The memory step counts bytes, not time: it runs in one process of its own beside the driver.
-  lines.push(info.memoryReport.trim(), '')
+  lines.push(info.memoryReport.trim(), '', info.queriesReport.trim(), '')
   return lines.join('\n')
 }

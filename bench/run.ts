@@ -116,26 +116,36 @@ async function redisCallsPerRequest (server: Server, url: string, directory: str
   const redis = new Redis(url)
   try {
     await redis.config('RESETSTAT')
+    const cpuBefore = redisCpu(await redis.info('cpu'))
     const connections = CONNECTIONS[0] as number
     const run = await load({ url: server.url, connections, seconds: REDIS_CALLS_SECONDS, headers: [`Bearer ${server.keys[0] as string}`], expected: 200 }, directory)
+    const cpuAfter = redisCpu(await redis.info('cpu'))
     const stats = await redis.info('commandstats')
     const commands: Record<string, number> = {}
     for (const match of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
       if (!/^(info|config)/.test(match[1] as string)) commands[match[1] as string] = Number(match[2])
     }
     const total = Object.entries(commands).filter(([name]) => !SCRIPT_COMMANDS.has(name)).reduce((sum, [, calls]) => sum + calls, 0)
-    return { perRequest: total / run.requests, requests: run.requests, connections, commands }
+    return { perRequest: total / run.requests, requests: run.requests, connections, commands, redisCpuPerRequest: (cpuAfter - cpuBefore) * 1e6 / run.requests }
   } finally {
     redis.disconnect()
   }
 }
 
-async function memory (): Promise<string> {
-  const child = track(spawn(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('./memory.ts', import.meta.url).pathname, quick ? '--quick' : ''], { stdio: ['ignore', 'pipe', 'inherit'] }))
+/** Redis's own CPU time so far (INFO cpu: the main thread's user and system), in seconds. */
+function redisCpu (info: string): number {
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN)
+  return field('used_cpu_user') + field('used_cpu_sys')
+}
+
+/** Runs a step of the bench in a process of its own (on the server's CPU when pinned) and returns what it printed. */
+async function step (file: string, name: string): Promise<string> {
+  const child = track(spawn(process.execPath, ['--expose-gc', '--import', 'tsx', new URL(file, import.meta.url).pathname, quick ? '--quick' : ''], { stdio: ['ignore', 'pipe', 'inherit'] }))
+  if (pinning.pinned && child.pid !== undefined) pin(child.pid, pinning.serverCpus)
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   const code = await new Promise((resolve) => child.once('exit', resolve))
-  if (code !== 0) throw new Error(`the memory step exited with ${String(code)}`)
+  if (code !== 0) throw new Error(`the ${name} step exited with ${String(code)}`)
   return output
 }
 
@@ -253,10 +263,12 @@ async function main (): Promise<void> {
     say('first use (argon2id, OWASP parameters)\n')
     const first = await firstUse()
     say('memory\n')
-    const memoryReport = await memory()
+    const memoryReport = await step('./memory.ts', 'memory')
+    say('database statements\n')
+    const queriesReport = await step('./queries.ts', 'database statements')
     const minutes = (Date.now() - startedAt.getTime()) / 60_000
     const text = render(scenarios, {
-      startedAt, quick, pinning, redis, rounds: ROUNDS, seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, stormConnections: STORM_CONNECTIONS, pauseConnections: PAUSE_CONNECTIONS, minutes, redisCalls, first, memoryReport
+      startedAt, quick, pinning, redis, rounds: ROUNDS, seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, stormConnections: STORM_CONNECTIONS, pauseConnections: PAUSE_CONNECTIONS, minutes, redisCalls, first, memoryReport, queriesReport
     })
     process.stdout.write(text)
     if (!quick) await writeFile(RESULTS, text + await keptFindings())
