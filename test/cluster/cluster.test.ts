@@ -4,7 +4,8 @@ import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { testClock } from '../helpers/app.js'
 import { database, heard, instance } from '../helpers/instance.js'
-import { needsRedisCluster, startRedisCluster, until } from '../helpers/redis-cluster.js'
+import { needsRedisCluster, startRedisCluster } from '../helpers/redis-cluster.js'
+import { until } from '../helpers/until.js'
 
 // Half a minute into a minute, on one clock for both instances: every request of the file counts
 // in the same window, and a key stays fresh in each process's cache (no Redis read for it).
@@ -154,3 +155,26 @@ async function monitor (t: Test, port: number): Promise<string[][]> {
   connection.on('monitor', (_time: string, args: string[]) => commands.push([String(args[0]).toLowerCase(), ...args.slice(1)]))
   return commands
 }
+
+t.test('a Cluster whose servers lack sharded pub/sub (before Redis 7): plain PUBLISH and SUBSCRIBE', { skip: needsRedisCluster }, async (t) => {
+  // Redis 7 with the sharded commands renamed away answers them as Redis 6 does: unknown command.
+  const cluster = await startRedisCluster(t, ['--rename-command', 'SPUBLISH', 'SPUBLISH-RENAMED-BY-TEST', '--rename-command', 'SSUBSCRIBE', 'SSUBSCRIBE-RENAMED-BY-TEST'])
+  const db = await database(t)
+  const shared = { now: testClock(MID_MINUTE).now, redisTimeout: REDIS_TIMEOUT }
+  const a = await instance(t, db, { ...shared, redis: cluster.client() })
+  const b = await instance(t, db, { ...shared, fastifyRedisClient: cluster.client() })
+  const subscribers = await Promise.all(cluster.ports.map(async (port) => (await cluster.ask(port, 'PUBSUB', 'NUMSUB', CHANNEL) as [string, number])[1]))
+  t.equal(subscribers.reduce((sum, n) => sum + n, 0), 2, 'both instances subscribed, each on some node')
+  const commands = await Promise.all(cluster.ports.map(async (port) => await monitor(t, port)))
+  const doomed = await a.app.keygate.createKey({ name: 'doomed' })
+  t.equal((await b.call(doomed.apiKey)).statusCode, 200)
+  const told = heard(b.app, keyIdOf(doomed.identifier))
+  await a.app.keygate.deleteKey('doomed')
+  await told
+  const refused = await b.call(doomed.apiKey)
+  t.equal(refused.statusCode, 401)
+  t.same(refused.json(), UNAUTHORIZED)
+  const published = () => commands.flat().filter(([name, channel]) => (name === 'publish' || name === 'spublish') && channel === CHANNEL).map(([name]) => name)
+  await until('MONITOR to show the publish', async () => published().includes('publish'))
+  t.same(published(), ['publish'], 'after one refused SPUBLISH (not run, so not shown), one PUBLISH')
+})

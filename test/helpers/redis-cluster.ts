@@ -8,6 +8,7 @@ import { Cluster, type ClusterOptions, Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { freePort } from './private-redis.js'
 import { REDIS_URL } from './redis.js'
+import { until } from './until.js'
 
 function onPath (command: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => {
@@ -26,16 +27,6 @@ export const needsRedisCluster = REDIS_URL === undefined
   : !onPath('redis-server') || !onPath('redis-cli')
       ? 'needs redis-server and redis-cli on the PATH to start a cluster'
       : false
-
-/** Resolves once `check` answers true; fails after `timeoutMs`, so nothing waits forever. */
-export async function until (what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check().catch(() => false)) return
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 /** One command to one node, on a connection of its own that gives up fast. */
 async function ask (port: number, ...args: string[]): Promise<unknown> {
@@ -116,7 +107,11 @@ export async function startRedisCluster (t: Test, settings: string[] = []): Prom
   }
 
   for (const port of ports) start(port)
-  await until('the cluster nodes to answer', async () => (await Promise.all(ports.map(async (port) => await ask(port, 'PING')))).every((pong) => pong === 'PONG'))
+  // A server that refuses its settings exits at once: that ends the wait, and the test says so.
+  const exited = (): number | undefined => [...servers].find(([, server]) => server.exitCode !== null)?.[0]
+  await until('the cluster nodes to answer', async () => exited() !== undefined ||
+    (await Promise.all(ports.map(async (port) => await ask(port, 'PING')))).every((pong) => pong === 'PONG'))
+  if (exited() !== undefined) throw new Error(`redis-server on port ${exited()} exited at start`)
   await promisify(execFile)('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 })
   await allOk()
 
