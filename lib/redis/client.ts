@@ -24,10 +24,9 @@ export interface RedisClient {
 }
 
 /**
- * A Redis Cluster as the plugin uses it (ioredis's `Cluster`): its `duplicate` takes startup
- * nodes (none: the same ones) and options to override, such as `shardedSubscribers`.
+ * A Redis Cluster (`isCluster` true) as the plugin uses it, ioredis's `Cluster`: its `duplicate`
+ * takes startup nodes (none: the same ones) and options to override, such as `shardedSubscribers`.
  */
 export interface RedisClusterClient extends RedisClient {
-  readonly isCluster: true
   duplicate: (startupNodes?: [], options?: { shardedSubscribers?: boolean }) => RedisClient
 }

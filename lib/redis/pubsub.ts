@@ -9,7 +9,7 @@ import type { RedisClient, RedisClusterClient } from './client.js'
  */
 export type PubSubMode = 'sharded' | 'plain'
 
-export function isCluster (client: RedisClient): client is RedisClusterClient {
+export function isCluster (client: RedisClient): boolean {
   return client.isCluster === true
 }
 
@@ -50,7 +50,7 @@ export interface Subscriber {
  */
 export function createSubscriber (client: RedisClient, channel: string): Subscriber {
   const sharded = isCluster(client) && typeof client.ssubscribe === 'function'
-  const connection = isCluster(client) ? client.duplicate([], { shardedSubscribers: sharded }) : client.duplicate()
+  const connection = isCluster(client) ? (client as RedisClusterClient).duplicate([], { shardedSubscribers: sharded }) : client.duplicate()
   let mode: PubSubMode = sharded && typeof connection.ssubscribe === 'function' ? 'sharded' : 'plain'
   return {
     connection,
