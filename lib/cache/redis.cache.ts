@@ -101,11 +101,11 @@ export class RedisKeyCache implements KeyCache {
     this.#subscriber.on('message', onMessage)
     this.#subscriber.on('smessage', onMessage)
     if (isCluster(client)) {
-      // ioredis reconnects a lost subscriber and subscribes again by itself, but tells nobody when.
-      // A sharded subscriber's end is reported with its node's key (the other connections' without
-      // one); with plain pub/sub the subscriber's node is not known, so any node lost counts.
+      // ioredis reconnects a lost sharded subscriber and subscribes again by itself, but tells
+      // nobody when. Its end is reported with the node's key (other connections' without one).
+      // (A plain subscriber's move to another node is not reported at all: see the README.)
       this.#subscriber.on('-node', (_connection: unknown, nodeKey?: string) => {
-        if (nodeKey !== undefined || subscriber.mode() === 'plain') this.#lost()
+        if (nodeKey !== undefined) this.#lost()
       })
     }
     let connectedBefore = false

@@ -39,8 +39,6 @@ export interface Subscriber {
   connection: RedisClient
   /** Subscribes to the channel (again); resolves once a server has confirmed it. */
   subscribe: () => Promise<void>
-  /** The mode in use: sharded until a server says it does not know the commands. */
-  mode: () => PubSubMode
 }
 
 /**
@@ -54,7 +52,6 @@ export function createSubscriber (client: RedisClient, channel: string): Subscri
   let mode: PubSubMode = sharded && typeof connection.ssubscribe === 'function' ? 'sharded' : 'plain'
   return {
     connection,
-    mode: () => mode,
     async subscribe () {
       if (mode === 'sharded') {
         try {
