@@ -36,7 +36,8 @@ const LONG_STALE = 0
 // Invalidations older than this are ignored: generous for clocks a little apart, and far too short
 // for a replay of messages collected earlier (to crowd out the deletes remembered) to matter.
 const MESSAGE_MAX_AGE_MS = 300_000
-// After a Cluster node is lost, a subscribe that fails is tried again this soon, then ever later up to the most.
+// After a Cluster node is lost, a subscribe that fails (or meets another loss) is tried again this
+// soon, then ever later up to the most.
 const RESUBSCRIBE_FIRST_MS = 100
 const RESUBSCRIBE_MOST_MS = 5_000
 // A subscribe that has not been confirmed by then is tried again.
@@ -207,16 +208,23 @@ export class RedisKeyCache implements KeyCache {
     } catch (error) {
       storeFailed('subscribe', error)
       this.#warnFailed(error, 'keygate: Redis invalidation channel failed; deletes elsewhere apply here within cacheTtl')
-      if (this.#closed) return
-      this.#resubscribeTimer = setTimeout(() => { void this.#resubscribe(Math.min(delayMs * 2, RESUBSCRIBE_MOST_MS)) }, delayMs)
-      this.#resubscribeTimer.unref()
+      this.#resubscribeLater(delayMs)
       return
     }
     if (this.#closed) return
-    if (losses !== this.#losses) return await this.#resubscribe(RESUBSCRIBE_FIRST_MS)
+    if (losses !== this.#losses) {
+      this.#resubscribeLater(delayMs)
+      return
+    }
     this.#resubscribing = false
     this.#tell(null)
     this.#listeningSince = this.#now()
+  }
+
+  #resubscribeLater (delayMs: number): void {
+    if (this.#closed) return
+    this.#resubscribeTimer = setTimeout(() => { void this.#resubscribe(Math.min(delayMs * 2, RESUBSCRIBE_MOST_MS)) }, delayMs)
+    this.#resubscribeTimer.unref()
   }
 
   #heard (message: string): void {
