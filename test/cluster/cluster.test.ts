@@ -19,6 +19,10 @@ const CHANNEL = 'keygate:key:invalidate'
 const UNAUTHORIZED = { error: 'unauthorized', message: 'Client unauthorized' }
 const STORE_DOWN = { error: 'service_unavailable', message: 'The rate-limit store is unavailable. Try again shortly.' }
 
+// Two clusters to start, PGlite's first start, a node stopped and started again: on a busy 2-core
+// machine this file has taken over a minute, more than tap's default limit leaves room for.
+t.setTimeout(300_000)
+
 const keyIdOf = (identifier: string): string => identifier.split('.')[1] as string
 const remaining = (res: LightMyRequestResponse): number => Number(res.headers['x-ratelimit-remaining'])
 
