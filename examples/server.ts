@@ -2,6 +2,8 @@
 //   DATABASE_URL  PostgreSQL connection string; without it, PGlite (Postgres in WASM) in memory
 //   PGLITE_DIR    keep the PGlite data in this folder instead of memory
 //   REDIS_URL     register @fastify/redis
+//   REDIS_CLUSTER_NODES  host:port,host:port,...: register @fastify/redis with a Redis Cluster
+//                 on those nodes instead (any of them will do; the others are discovered)
 //   KEYGATE_SECRET, PORT (3000), HOST (127.0.0.1)
 //   GET /docs     the OpenAPI document with Swagger UI (as JSON at /docs/json); public
 //   GET /metrics  Prometheus metrics (examples/metrics.ts); public in this example only
@@ -12,6 +14,7 @@ import fastifyRedis from '@fastify/redis'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import Fastify from 'fastify'
+import { Cluster } from 'ioredis'
 import { Kysely, PGliteDialect } from 'kysely'
 import keygate, { type KeygateOptions } from '../lib/index.js'
 import { metricsRoute } from './metrics.js'
@@ -25,13 +28,24 @@ function database (): KeygateOptions['db'] {
   return new Kysely({ dialect: new PGliteDialect({ pglite: new PGlite(env.PGLITE_DIR) }) })
 }
 
+/** `host:port,host:port` as ioredis's startup nodes; a bad entry stops the server at once. */
+function clusterNodes (list: string): Array<{ host: string, port: number }> {
+  return list.split(',').map((entry) => {
+    const match = /^\s*(.+):(\d+)\s*$/.exec(entry)
+    if (match === null) throw new Error(`REDIS_CLUSTER_NODES: expected host:port, got "${entry}"`)
+    return { host: match[1] as string, port: Number(match[2]) }
+  })
+}
+
 // PGlite's first start (WebAssembly) and the migrations can take more than avvio's default 10 s
 // on a busy machine.
 const app = Fastify({ logger: true, pluginTimeout: 60_000 })
 const db = database()
 if ('destroy' in db) app.addHook('onClose', async () => await db.destroy())
 
-if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+if (env.REDIS_CLUSTER_NODES !== undefined && env.REDIS_CLUSTER_NODES !== '') {
+  await app.register(fastifyRedis, { client: new Cluster(clusterNodes(env.REDIS_CLUSTER_NODES)), closeClient: true })
+} else if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
   await app.register(fastifyRedis, { url: env.REDIS_URL, closeClient: true })
 }
 const oidc = env.OIDC_ISSUER !== undefined && env.OIDC_AUDIENCE !== undefined && env.OIDC_JWKS_URL !== undefined

@@ -102,8 +102,9 @@ export interface KeygateOptions {
   /** When the rate-limit store fails or times out: `allow` the request (logged at most once a minute) or `deny` it with 503. Default `allow`. */
   onStoreError?: OnStoreError
   /**
-   * An ioredis client for the rate-limit counters. Default: `fastify.redis` when @fastify/redis is
-   * registered before this plugin; otherwise counters stay in this process.
+   * An ioredis client (`Redis` or `Cluster`) for the rate-limit counters and the shared key cache.
+   * Default: `fastify.redis` when @fastify/redis is registered before this plugin; otherwise
+   * counters stay in this process.
    */
   redis?: RedisClient
   /** Longest wait for Redis, in ms, before `onStoreError` applies. Default 250. */

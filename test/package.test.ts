@@ -68,7 +68,7 @@ const host = join(work, 'host')
 const hostInstalled = (async () => {
   await mkdir(host)
   await writeFile(join(host, 'package.json'), JSON.stringify({ name: 'host', private: true }))
-  const versions = await Promise.all(['fastify', 'kysely', '@electric-sql/pglite', '@fastify/redis', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/auth', '@fastify/jwt', 'prom-client', 'typescript', '@types/node'].map(async (name) => `${name}@${await installed(name)}`))
+  const versions = await Promise.all(['fastify', 'kysely', '@electric-sql/pglite', '@fastify/redis', 'ioredis', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/auth', '@fastify/jwt', 'prom-client', 'typescript', '@types/node'].map(async (name) => `${name}@${await installed(name)}`))
   // PGlite's own declarations need Emscripten's: a host that checks libraries installs them too.
   await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, ...versions, '@types/emscripten@1'], host)
 })()

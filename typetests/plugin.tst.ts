@@ -3,7 +3,8 @@ import { Kysely, PostgresDialect } from 'kysely'
 import { Cluster, Redis } from 'ioredis'
 import pg from 'pg'
 import { describe, expect, test } from 'tstyche'
-import keygate, { type AuthenticatedKey, type CreatedKey, type KeyInfo, type KeygateOptions, type SignedInUser } from '../lib/index.js'
+import keygate, { type AuthenticatedKey, type CreatedKey, type KeyInfo, type KeygateOptions, type RedisClient, type SignedInUser } from '../lib/index.js'
+import type { RedisClusterClient } from '../lib/redis/client.js'
 
 const app = Fastify()
 const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool() }) })
@@ -31,6 +32,11 @@ describe('registering the plugin', () => {
     expect(app.register).type.toBeCallableWith(keygate, { db, redis: new Redis({ lazyConnect: true }) })
     expect(app.register).type.toBeCallableWith(keygate, { db, redis: new Cluster([], { lazyConnect: true }) })
     expect(app.register).type.not.toBeCallableWith(keygate, { db, redis: 'redis://localhost' })
+  })
+
+  test('a Cluster has what the plugin uses of one: sharded pub/sub, and a duplicate that takes options', () => {
+    expect(new Cluster([], { lazyConnect: true, shardedSubscribers: true })).type.toBeAssignableTo<RedisClusterClient>()
+    expect(new Redis({ lazyConnect: true })).type.toBeAssignableTo<RedisClient>()
   })
 
   test('the sign-in function answers a person or null', () => {

@@ -4,6 +4,7 @@ import { DEFAULTS } from '../defaults.js'
 import { storeErrorChannel } from '../diagnostics/channels.js'
 import { safeError } from '../log/safe-error.js'
 import { throttledWarning, type Warn } from '../log/throttled-warning.js'
+import { createPublisher, createSubscriber, isCluster } from '../redis/pubsub.js'
 import { withTimeout } from '../redis/timeout.js'
 import type { CachedKey, Invalidation, KeyCache } from './key-cache.js'
 import { createSeal, type Seal } from './sealed-entry.js'
@@ -35,6 +36,12 @@ const LONG_STALE = 0
 // Invalidations older than this are ignored: generous for clocks a little apart, and far too short
 // for a replay of messages collected earlier (to crowd out the deletes remembered) to matter.
 const MESSAGE_MAX_AGE_MS = 300_000
+// After a Cluster node is lost, a subscribe that fails (or meets another loss) is tried again this
+// soon, then ever later up to the most.
+const RESUBSCRIBE_FIRST_MS = 100
+const RESUBSCRIBE_MOST_MS = 5_000
+// A subscribe that has not been confirmed by then is tried again.
+const SUBSCRIBE_TIMEOUT_MS = 5_000
 
 /**
  * The level every instance shares: a key verified on one instance is known to the others, and a
@@ -44,10 +51,14 @@ const MESSAGE_MAX_AGE_MS = 300_000
  * An instance trusts an entry's freshness only if the entry was read from the database after this
  * instance was listening for deletes; an older one comes back stale, to be re-read (without
  * argon2) before use, since a delete may have been published while nobody here was listening.
+ *
+ * On a Redis Cluster, the channel is a sharded one where the servers have it (see pubsub.ts).
  */
 export class RedisKeyCache implements KeyCache {
   readonly #client: RedisClient
   readonly #subscriber: RedisClient
+  readonly #subscribeChannel: () => Promise<void>
+  readonly #publish: (channel: string, message: string) => Promise<unknown>
   readonly #seal: Seal
   readonly #cacheTtl: number
   readonly #entryTtlMs: number
@@ -61,6 +72,10 @@ export class RedisKeyCache implements KeyCache {
   /** When the subscription was last confirmed; undefined while it is not. */
   #listeningSince: number | undefined
   #closed = false
+  /** Cluster nodes lost so far; a subscribe confirmed after another loss proves nothing. */
+  #losses = 0
+  #resubscribing = false
+  #resubscribeTimer: NodeJS.Timeout | undefined
   /** Settles once the channel's first subscription is confirmed (or failed). */
   readonly listening: Promise<void>
 
@@ -75,12 +90,25 @@ export class RedisKeyCache implements KeyCache {
     this.#now = now
     this.#warnFailed = throttledWarning(log, now)
     this.#warnForged = throttledWarning(log, now)
+    this.#publish = createPublisher(client)
     // A connection in subscriber mode can send nothing else, so it is a connection of its own.
-    this.#subscriber = client.duplicate()
+    const subscriber = createSubscriber(client, this.#channel)
+    this.#subscriber = subscriber.connection
+    this.#subscribeChannel = subscriber.subscribe
     this.#subscriber.on('error', (error: Error) => this.#warnFailed(error, 'keygate: Redis invalidation channel failed; deletes elsewhere apply here within cacheTtl'))
-    this.#subscriber.on('message', (channel: string, message: string) => {
+    const onMessage = (channel: string, message: string): void => {
       if (channel === this.#channel) this.#heard(message)
-    })
+    }
+    this.#subscriber.on('message', onMessage)
+    this.#subscriber.on('smessage', onMessage)
+    if (isCluster(client)) {
+      // ioredis reconnects a lost sharded subscriber and subscribes again by itself, but tells
+      // nobody when. Its end is reported with the node's key (other connections' without one).
+      // (A plain subscriber's move to another node is not reported at all: see the README.)
+      this.#subscriber.on('-node', (_connection: unknown, nodeKey?: string) => {
+        if (nodeKey !== undefined) this.#lost()
+      })
+    }
     let connectedBefore = false
     this.#subscriber.on('ready', () => {
       if (!connectedBefore) { connectedBefore = true; return }
@@ -96,7 +124,7 @@ export class RedisKeyCache implements KeyCache {
 
   async #subscribe (): Promise<void> {
     try {
-      await this.#subscriber.subscribe(this.#channel)
+      await this.#subscribeChannel()
       if (!this.#closed) this.#listeningSince = this.#now()
     } catch (error) {
       storeFailed('subscribe', error)
@@ -138,7 +166,7 @@ export class RedisKeyCache implements KeyCache {
     try {
       await withTimeout(Promise.all([
         this.#client.del(this.#keyPrefix + keyId),
-        this.#client.publish(this.#channel, this.#seal.message(keyId, this.#now(), reason))
+        this.#publish(this.#channel, this.#seal.message(keyId, this.#now(), reason))
       ]), this.#timeoutMs)
     } catch (error) {
       // The other instances still refuse it when its freshness ends.
@@ -154,7 +182,49 @@ export class RedisKeyCache implements KeyCache {
   async close (): Promise<void> {
     this.#closed = true
     this.#listeningSince = undefined
+    clearTimeout(this.#resubscribeTimer)
     this.#subscriber.disconnect()
+  }
+
+  /**
+   * The node the subscription was on is gone: deletes published from now on are missed here until
+   * a subscribe is confirmed again; then everything is dropped, as after a reconnect.
+   */
+  #lost (): void {
+    this.#listeningSince = undefined
+    this.#losses++
+    if (!this.#resubscribing && !this.#closed) {
+      this.#resubscribing = true
+      void this.#resubscribe(RESUBSCRIBE_FIRST_MS)
+    }
+  }
+
+  /** Subscribes until a subscribe is confirmed with no node lost meanwhile, waiting ever longer between tries. */
+  async #resubscribe (delayMs: number): Promise<void> {
+    if (this.#closed) return
+    const losses = this.#losses
+    try {
+      await withTimeout(this.#subscribeChannel(), SUBSCRIBE_TIMEOUT_MS)
+    } catch (error) {
+      storeFailed('subscribe', error)
+      this.#warnFailed(error, 'keygate: Redis invalidation channel failed; deletes elsewhere apply here within cacheTtl')
+      this.#resubscribeLater(delayMs)
+      return
+    }
+    if (this.#closed) return
+    if (losses !== this.#losses) {
+      this.#resubscribeLater(delayMs)
+      return
+    }
+    this.#resubscribing = false
+    this.#tell(null)
+    this.#listeningSince = this.#now()
+  }
+
+  #resubscribeLater (delayMs: number): void {
+    if (this.#closed) return
+    this.#resubscribeTimer = setTimeout(() => { void this.#resubscribe(Math.min(delayMs * 2, RESUBSCRIBE_MOST_MS)) }, delayMs)
+    this.#resubscribeTimer.unref()
   }
 
   #heard (message: string): void {

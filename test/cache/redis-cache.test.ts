@@ -5,8 +5,9 @@ import t, { type Test } from 'tap'
 import keygate, { type KeygateOptions, RedisKeyCache } from '../../lib/index.js'
 import { countingHasher, TEST_SECRET, testClock } from '../helpers/app.js'
 import { DATABASE_URL, openTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { LIVE_REDIS_TIMEOUT, needsRedis, REDIS_URL } from '../helpers/redis.js'
+import { LIVE_REDIS_TIMEOUT, monitorRedis, needsRedis, REDIS_URL, redisClient, uniqueKeyPrefix } from '../helpers/redis.js'
 import { relay } from '../helpers/relay.js'
+import { until } from '../helpers/until.js'
 
 async function instance (t: Test, database: TestDatabase, options: Partial<KeygateOptions> = {}) {
   const { hasher, counts } = countingHasher()
@@ -86,6 +87,27 @@ t.test('after its subscriber reconnects, an instance empties its in-process cach
   const verifications = a.counts.verify
   t.equal((await get(a.app, apiKey)).statusCode, 200)
   t.equal(a.counts.verify, verifications, 'the entry in Redis is re-read from the database, not verified again')
+})
+
+t.test('on a single Redis, invalidations go by plain PUBLISH and SUBSCRIBE (sharded ones are for a Cluster)', { skip: needsRedis }, async (t) => {
+  const keyPrefix = uniqueKeyPrefix()
+  const channel = `${keyPrefix}invalidate`
+  const cache = new RedisKeyCache({ client: redisClient(t), secret: Buffer.from(TEST_SECRET), cacheTtl: 5_000, entryTtlMs: 35_000, timeoutMs: LIVE_REDIS_TIMEOUT, log: Fastify().log, keyPrefix })
+  t.teardown(async () => await cache.close())
+  await cache.listening
+  const admin = redisClient(t)
+  t.same(await admin.call('PUBSUB', 'NUMSUB', channel), [channel, 1])
+  t.same(await admin.call('PUBSUB', 'SHARDNUMSUB', channel), [channel, 0])
+  const monitor = await monitorRedis(t)
+  const published: string[][] = []
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[1] === channel) published.push([String(args[0]).toLowerCase(), args[1]])
+  })
+  const heard = new Promise((resolve) => cache.onInvalidate(resolve))
+  await cache.delete('a1B2c3D4')
+  t.equal(await heard, 'a1B2c3D4')
+  await until('MONITOR to show the publish', async () => published.length > 0)
+  t.same(published, [['publish', channel]])
 })
 
 t.test('secret is required when Redis is used', async (t) => {

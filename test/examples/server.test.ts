@@ -24,6 +24,7 @@ async function start (dataDir: string): Promise<Running> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', PGLITE_DIR: dataDir }
   delete env.DATABASE_URL
   delete env.REDIS_URL
+  delete env.REDIS_CLUSTER_NODES
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })

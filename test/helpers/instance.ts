@@ -1,5 +1,6 @@
 import fastifyRedis from '@fastify/redis'
 import Fastify, { type FastifyInstance, type HTTPMethods, type LightMyRequestResponse } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
 import type { Test } from 'tap'
 import keygate, { type KeygateOptions, RedisKeyCache } from '../../lib/index.js'
 import { countingHasher, countingSelects, TEST_SECRET } from './app.js'
@@ -18,16 +19,19 @@ export interface Instance {
 
 export interface InstanceOptions extends Partial<KeygateOptions> {
   withRedis?: boolean
+  /** A client (a Cluster, say) to register with @fastify/redis, which closes it with the app. */
+  fastifyRedisClient?: Redis | Cluster
   hostRoutes?: (app: FastifyInstance) => void
 }
 
 export async function instance (t: Test, database: TestDatabase, options: InstanceOptions = {}): Promise<Instance> {
-  const { withRedis = false, hostRoutes, ...keygateOptions } = options
+  const { withRedis = false, fastifyRedisClient, hostRoutes, ...keygateOptions } = options
   const { hasher, counts } = countingHasher()
   const { db, selects } = countingSelects(database.db)
   const app = Fastify()
   t.teardown(async () => await app.close())
   if (withRedis) await app.register(fastifyRedis, { url: REDIS_URL, closeClient: true })
+  if (fastifyRedisClient !== undefined) await app.register(fastifyRedis, { client: fastifyRedisClient, closeClient: true })
   await app.register(keygate, { db, schema: database.schema, hasher, secret: TEST_SECRET, ...keygateOptions })
   app.get('/data', async (request) => ({ scopes: request.apiKey?.scopes }))
   app.post('/v1/connectors', { config: { apiKey: { scopes: ['connector:write'] } } }, async () => ({ ok: true }))

@@ -3,7 +3,8 @@ import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 
-async function freePort (): Promise<number> {
+/** A port nothing listens on right now, for a server the test starts. */
+export async function freePort (): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
