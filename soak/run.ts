@@ -45,9 +45,13 @@ const CHURN_PAUSE_MS = 100
 const GRACE_SHARE = 0.25
 const GRACE_SECONDS = 2
 /** Answers are judged this long after they arrive, so the instances' reports of what they heard are in. */
-const JUDGE_DELAY_MS = 2500
+const JUDGE_DELAY_MS = 4000
 /** An invalidation an instance has not reported this long after its change returned counts as not heard. */
 const HEAR_TIMEOUT_MS = 3000
+/** How long the driver waits for an instance's report of a change it heard (IPC may lag on a busy machine). */
+const REPORT_WAIT_MS = 10_000
+/** At the end, reports still missing this long past HEAR_TIMEOUT_MS count as not heard; later changes go uncounted. */
+const FINAL_REPORT_MS = 1000
 const REQUEST_TIMEOUT_MS = 10_000
 const CHANGE_TIMEOUT_MS = 15_000
 const READY_TIMEOUT_MS = 60_000
@@ -57,7 +61,7 @@ const HARD_LIMIT_MS = 600_000
 /** The most a run plans for, leaving the hard limit room for the close. */
 const MAX_PLANNED_MS = 570_000
 /** What the end of a run takes after the load stops: judging, the last heap sample, closing. */
-const TAIL_MS = 8_000
+const TAIL_MS = 10_000
 const ADMIN = 'soak-admin'
 const ROUTE_PREFIX = '/api/v1/keys'
 
@@ -320,19 +324,27 @@ function heard (index: number, keyId: string | null, at: number): void {
   }
 }
 
-/** Forgets changes every instance has reported; counts those some instance never did. */
+/**
+ * Forgets changes every instance has reported, counting each instance that heard one more than
+ * HEAR_TIMEOUT_MS after the change returned, or whose report (by its own clock) has not come
+ * REPORT_WAIT_MS after it. At the end, a change answered too lately to tell is left uncounted.
+ */
 function sweepHops (now: number, final = false): void {
   for (const [keyId, waiting] of awaitingHop) {
     const left = waiting.filter(({ transition }) => {
+      const returnedAt = transition.returnedAt
+      // In flight, or failed (a failed change publishes nothing; it fails the run on its own).
+      if (returnedAt === Infinity) return !final
       if (transition.heard.every((at) => at !== Infinity)) {
         // The hop: the last instance to hear it, from when the change returned.
-        if (transition.returnedAt !== Infinity) hop.delays.push(Math.max(...transition.heard) - transition.returnedAt)
+        hop.delays.push(Math.max(...transition.heard) - returnedAt)
+        hop.notHeard += transition.heard.filter((at) => at - returnedAt > HEAR_TIMEOUT_MS).length
         return false
       }
-      if (transition.returnedAt === Infinity && !final) return true
-      if (now - transition.returnedAt < HEAR_TIMEOUT_MS && !final) return true
-      // A change that failed never publishes: only one that was answered counts.
-      if (transition.returnedAt !== Infinity) hop.notHeard += transition.heard.filter((at) => at === Infinity).length
+      if (now - returnedAt < REPORT_WAIT_MS && !final) return true
+      if (!final || now - returnedAt >= HEAR_TIMEOUT_MS + FINAL_REPORT_MS) {
+        hop.notHeard += transition.heard.filter((at) => at === Infinity || at - returnedAt > HEAR_TIMEOUT_MS).length
+      }
       return false
     })
     if (left.length === 0) awaitingHop.delete(keyId)
@@ -629,7 +641,7 @@ async function main (): Promise<number> {
   }))), 10_000, 'the last heap samples').catch(() => {})
   clearInterval(progress)
   // The last reports of what the instances heard, then every answer is judged.
-  await sleep(Math.min(JUDGE_DELAY_MS, HEAR_TIMEOUT_MS))
+  await sleep(JUDGE_DELAY_MS)
   clearInterval(judging)
   judgeAnswers(true)
   sweepHops(Date.now(), true)
