@@ -4,42 +4,49 @@ import { withTimeout } from '../redis/timeout.js'
 import type { ConsumeRequest, ConsumeResult, RateLimitStore, WindowRequest } from './store.js'
 
 /**
- * Counts a batch of requests, one after another, as if each had come alone. For each request it
- * counts every window, and undoes them all if any went over its limit, so a refused request
- * consumes none (a script runs atomically: nobody sees the counts in between). Counting first
- * keeps the common case, an allowed request, to one INCR per window.
+ * Counts a batch of requests, one after another, as if each had come alone. Requests come in
+ * groups: a group is m requests in a row of one key with the same windows and limits, which
+ * counted one by one would each be admitted while every window has room and refused from the
+ * first that finds one full (a refused request consumes none). So the script adds m to each
+ * window, and if any went over, takes back the requests that did not fit: the first
+ * min(limit - count before) of the group are admitted. A script runs atomically: nobody sees the
+ * counts in between. Counting first keeps the common case, all admitted, to one INCRBY per window.
  *
- * KEYS: every request's window counters, in order. ARGV: per request, its number of windows n,
- * then each window's limit, then each window's time to live in ms (relative, so a test clock
- * works too; 0 for a window that never ends, whose counter does not expire). Returns, per
- * request, 1 or 0 (allowed or not) followed by its n counts.
+ * KEYS: every group's window counters, in order. ARGV: per group, its size m and number of
+ * windows n, then each window's limit, then each window's time to live in ms (relative, so a test
+ * clock works too; 0 for a window that never ends, whose counter does not expire). Returns, per
+ * group, how many of its requests were admitted followed by each window's count before the group.
  */
 const CONSUME_SCRIPT = `
 local out = {}
 local k = 0
 local a = 1
 while a <= #ARGV do
-  local n = tonumber(ARGV[a])
+  local m = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
   local counts = {}
-  local over = false
+  local admitted = m
   for i = 1, n do
-    counts[i] = redis.call('INCR', KEYS[k + i])
-    if counts[i] == 1 and tonumber(ARGV[a + n + i]) > 0 then redis.call('PEXPIRE', KEYS[k + i], ARGV[a + n + i]) end
-    if counts[i] > tonumber(ARGV[a + i]) then over = true end
+    counts[i] = redis.call('INCRBY', KEYS[k + i], m)
+    local ttl = tonumber(ARGV[a + 1 + n + i])
+    if counts[i] == m and ttl > 0 then redis.call('PEXPIRE', KEYS[k + i], ttl) end
+    local room = tonumber(ARGV[a + 1 + i]) - (counts[i] - m)
+    if room < admitted then admitted = room end
   end
-  if over then
-    for i = 1, n do counts[i] = redis.call('DECR', KEYS[k + i]) end
+  if admitted < 0 then admitted = 0 end
+  out[#out + 1] = admitted
+  for i = 1, n do
+    if admitted < m then redis.call('DECRBY', KEYS[k + i], m - admitted) end
+    out[#out + 1] = counts[i] - m
   end
-  out[#out + 1] = over and 0 or 1
-  for i = 1, n do out[#out + 1] = counts[i] end
   k = k + n
-  a = a + 1 + 2 * n
+  a = a + 2 + 2 * n
 end
 return out
 `
 
 // Named for its version: a changed script must not meet a client that defined the old one.
-const COMMAND = 'keygateRateLimit4'
+const COMMAND = 'keygateRateLimit5'
 // Counters outlive their window by this much, so a clock a little ahead of Redis's cannot reset one early.
 const EXPIRY_SLACK_MS = 5_000
 // Requests waiting when a call goes out without waiting for the turn to end: Redis counts them
@@ -51,7 +58,7 @@ type ScriptClient = (RedisClient) & {
   [COMMAND]: (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<number[]>
 }
 
-interface Pending {
+export interface Pending {
   request: ConsumeRequest
   resolve: (result: ConsumeResult) => void
   reject: (error: unknown) => void
@@ -142,10 +149,11 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   async #send (batch: Pending[]): Promise<void> {
+    const groups = groupsOf(batch)
     const keys: string[] = []
     const args: number[] = []
-    for (const { request: { keyId, windows, now } } of batch) {
-      args.push(windows.length)
+    for (const { members, request: { keyId, windows, now } } of groups) {
+      args.push(members.length, windows.length)
       for (const window of windows) {
         keys.push(this.#counterName(keyId, window))
         args.push(window.limit)
@@ -157,17 +165,62 @@ export class RedisRateLimitStore implements RateLimitStore {
     try {
       const reply = await withTimeout(this.#client[COMMAND](keys.length, ...keys, ...args), this.#timeoutMs)
       let at = 0
-      for (const { request, resolve } of batch) {
-        const allowed = reply[at] === 1
-        const counts = request.windows.map((_, i) => reply[at + 1 + i] ?? 0)
-        at += 1 + request.windows.length
-        resolve({ allowed, counts })
+      for (const { members, request: { windows } } of groups) {
+        const admitted = reply[at] ?? 0
+        const before = reply.slice(at + 1, at + 1 + windows.length)
+        at += 1 + windows.length
+        // As if one by one: the first `admitted` counted, each seeing its own count; the rest
+        // refused, seeing the counts the admitted ones left.
+        for (let j = 0; j < members.length; j++) {
+          const allowed = j < admitted
+          const seen = allowed ? j + 1 : admitted
+          ;(members[j] as Pending).resolve({ allowed, counts: before.map((count) => count + seen) })
+        }
       }
     } catch (error) {
       // Every request of the call still waiting fails with it (a settled one stays settled).
       for (const { reject } of batch) reject(error)
     }
   }
+}
+
+interface Group {
+  /** The first request of the group: its key id, windows and clock stand for all. */
+  request: ConsumeRequest
+  members: Pending[]
+}
+
+/**
+ * Requests of one key with the same windows join the group of that key's request before them, so
+ * a busy key costs one group per call, not one entry per request. Only the key's latest group is
+ * joined: its requests stay in order, and other keys' counters are not touched by it.
+ */
+export function groupsOf (batch: Pending[]): Group[] {
+  const groups: Group[] = []
+  const latest = new Map<string, Group>()
+  for (const pending of batch) {
+    const { keyId, windows } = pending.request
+    const group = latest.get(keyId)
+    if (group !== undefined && sameWindows(group.request.windows, windows)) {
+      group.members.push(pending)
+    } else {
+      const started = { request: pending.request, members: [pending] }
+      groups.push(started)
+      latest.set(keyId, started)
+    }
+  }
+  return groups
+}
+
+function sameWindows (a: readonly WindowRequest[], b: readonly WindowRequest[]): boolean {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as WindowRequest
+    const y = b[i] as WindowRequest
+    if (x.name !== y.name || x.start !== y.start || x.limit !== y.limit || x.counter !== y.counter || x.durationMs !== y.durationMs) return false
+  }
+  return true
 }
 
 /**

@@ -186,7 +186,8 @@ t.test('redis: a call goes out as soon as 8 requests wait, the rest when the eve
   const results = await Promise.all(consumed)
   t.equal(results.filter((r) => r.allowed).length, 19)
   t.same(results.slice(0, 6).map((r) => r.counts), [[1, 1], [1, 1], [1, 1], [2, 2], [2, 2], [2, 2]])
-  t.same(await sent(), [16, 16, 'ping', 6], 'two calls of 8 requests (two windows each) at once, the last 3 at the end of the turn')
+  // Each call holds one group per key (requests of one key with the same windows), two counters each.
+  t.same(await sent(), [6, 6, 'ping', 6], 'two calls of 8 requests at once, the last 3 at the end of the turn')
 })
 
 t.test('redis: a burst goes out in calls of 8, each request counted in order', { skip: needsRedis }, async (t) => {
@@ -198,7 +199,31 @@ t.test('redis: a burst goes out in calls of 8, each request counted in order', {
     await store.consume({ keyId: 'one', windows: windows(T0, 100, 1000), now: T0 })))
   t.same(results.map((r) => r.allowed), Array.from({ length: 250 }, (_, i) => i < 100), 'the first 100 admitted, then refused')
   t.same(results.map((r) => r.counts[1]), Array.from({ length: 250 }, (_, i) => Math.min(i + 1, 100)), 'each saw the count after its own turn')
-  t.same(await sent(), [...Array.from({ length: 31 }, () => 16), 4], '31 calls of 8 requests, then the last 2')
+  t.same(await sent(), Array.from({ length: 32 }, () => 2), '31 calls of 8 requests and one of 2, each one group of one key: its two counters')
+})
+
+t.test('redis: requests of one key in one call are counted in order, whatever their windows', { skip: needsRedis }, async (t) => {
+  const client = redisClient(t)
+  const keyPrefix = uniqueKeyPrefix()
+  const store = new RedisRateLimitStore({ client, keyPrefix, timeoutMs: LIVE_REDIS_TIMEOUT })
+  const sent = await sentToRedis(t, client, keyPrefix)
+  // One call of 8 (sent at once): a limit raised from 2 to 4 a minute between the third and the
+  // fourth request, lowered again before the seventh; another key between them, an hour of 3 for
+  // the last. Counted one by one, this is what each sees.
+  const asked: Array<[string, number, number]> = [['a', 2, 10], ['a', 2, 10], ['a', 2, 10], ['b', 1, 10], ['a', 4, 10], ['a', 4, 10], ['a', 2, 10], ['a', 4, 3]]
+  const results = await Promise.all(asked.map(async ([keyId, perMinute, perHour]) =>
+    await store.consume({ keyId, windows: windows(T0, perMinute, perHour), now: T0 })))
+  t.same(results, [
+    { allowed: true, counts: [1, 1] },
+    { allowed: true, counts: [2, 2] },
+    { allowed: false, counts: [2, 2] },
+    { allowed: true, counts: [1, 1] },
+    { allowed: true, counts: [3, 3] },
+    { allowed: true, counts: [4, 4] },
+    { allowed: false, counts: [4, 4] },
+    { allowed: false, counts: [4, 4] }
+  ])
+  t.same(await sent(), [2 + 2 + 2 + 2 + 2], 'one call: a (3 requests), b, a (2), a (1), a (1), two counters each')
 })
 
 t.test('batches: any mix of key ids, or one key id per call on a cluster; at most max per call', async (t) => {
