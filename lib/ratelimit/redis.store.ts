@@ -58,7 +58,7 @@ type ScriptClient = (RedisClient) & {
   [COMMAND]: (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<number[]>
 }
 
-export interface Pending {
+interface Pending {
   request: ConsumeRequest
   resolve: (result: ConsumeResult) => void
   reject: (error: unknown) => void
@@ -195,7 +195,7 @@ interface Group {
  * a busy key costs one group per call, not one entry per request. Only the key's latest group is
  * joined: its requests stay in order, and other keys' counters are not touched by it.
  */
-export function groupsOf (batch: Pending[]): Group[] {
+function groupsOf (batch: Pending[]): Group[] {
   const groups: Group[] = []
   const latest = new Map<string, Group>()
   for (const pending of batch) {
