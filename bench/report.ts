@@ -77,7 +77,7 @@ export function render (scenarios: Scenario[], info: RunInfo): string {
   ]
   if (info.redisCalls !== undefined) {
     const detail = Object.entries(info.redisCalls.commands).map(([name, calls]) => `${name} ${calls}`).join(', ')
-    lines.push(`Redis round trips per authenticated request on the hot path (Redis INFO commandstats over ${int(info.redisCalls.requests)} requests with one key, ${info.redisCalls.connections} connections): ${info.redisCalls.perRequest.toFixed(3)}. Commands seen: ${detail}; incr, decr and pexpire run inside the rate-limit script, in the same round trip, and one script call counts up to 8 requests. Redis's own CPU (INFO cpu, main thread) per request: ${info.redisCalls.redisCpuPerRequest.toFixed(1)} µs.`, '')
+    lines.push(`Redis round trips per authenticated request on the hot path (Redis INFO commandstats over ${int(info.redisCalls.requests)} requests with one key, ${info.redisCalls.connections} connections): ${info.redisCalls.perRequest.toFixed(3)}. Commands seen: ${detail}; incrby, decrby and pexpire run inside the rate-limit script, in the same round trip, and one script call counts up to 8 requests, a key's requests in a row as one entry. Redis's own CPU (INFO cpu, main thread) per request: ${info.redisCalls.redisCpuPerRequest.toFixed(1)} µs.`, '')
   }
   // The memory step counts bytes, not time: it runs in one process of its own beside the driver.
   lines.push(info.memoryReport.trim(), '', info.queriesReport.trim(), '')

@@ -109,7 +109,7 @@ async function firstUse (): Promise<{ keysPerSecond: number, unexpected: number,
 }
 
 // What keygate's Lua script runs inside Redis: counted by Redis, but no round trip of their own.
-const SCRIPT_COMMANDS = new Set(['incr', 'decr', 'pexpire'])
+const SCRIPT_COMMANDS = new Set(['incr', 'decr', 'incrby', 'decrby', 'pexpire'])
 
 /** Redis round trips per request on keygate's hot path, from Redis's own command statistics. */
 async function redisCallsPerRequest (server: Server, url: string, directory: string): Promise<NonNullable<Parameters<typeof render>[1]['redisCalls']>> {
