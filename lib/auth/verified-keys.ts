@@ -362,13 +362,20 @@ export class VerifiedKeys {
     try {
       const ids = [...batch.keys()]
       const rows = await Promise.all(ids.map(async (keyId) => await this.#options.reader.read(keyId)))
-      // Stored side by side: a slow shared level costs one timeout, not one per key.
-      await Promise.all(ids.map(async (keyId, i) => {
+      const kept: Array<[string, CachedKey]> = []
+      ids.forEach((keyId, i) => {
         const row = rows[i]
         const queued = batch.get(keyId) as CachedKey
         if (row === undefined || !isLiveAt(row, at) || this.#options.fingerprint(row.hash) !== queued.hashDigest) return
-        await this.#store(keyId, this.#entryFor(row, queued.fingerprint, at), generation)
-      }))
+        const entry = this.#entryFor(row, queued.fingerprint, at)
+        if (this.#keep(keyId, entry, generation)) kept.push([keyId, entry])
+      })
+      // All in one write where the shared level can (with Redis, a write per key cost a busy
+      // instance more than its requests' own counting); else side by side, so a slow shared
+      // level costs one timeout, not one per key.
+      const shared = this.#options.shared
+      if (shared?.setMany !== undefined) await shared.setMany(kept)
+      else if (shared !== undefined) await Promise.all(kept.map(async ([keyId, entry]) => await shared.set(keyId, entry)))
     } catch (error) {
       this.#warn(error, 'keygate: renewing cached keys failed; they will be re-read when their freshness ends')
     }

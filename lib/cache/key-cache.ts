@@ -17,6 +17,11 @@ export interface KeyCache {
   get (keyId: string): Promise<CachedKey | undefined>
   set (keyId: string, entry: CachedKey): Promise<void>
   /**
+   * Several at once (what a background renewal stores). Optional: without it, `set` for each.
+   * Never throws either.
+   */
+  setMany? (entries: ReadonlyArray<readonly [keyId: string, entry: CachedKey]>): Promise<void>
+  /**
    * Forgets a deleted or changed key here and tells every instance (`onInvalidate` listeners
    * everywhere, with the same reason). Default reason `deleted`.
    */

@@ -36,6 +36,17 @@ const LONG_STALE = 0
 // Invalidations older than this are ignored: generous for clocks a little apart, and far too short
 // for a replay of messages collected earlier (to crowd out the deletes remembered) to matter.
 const MESSAGE_MAX_AGE_MS = 300_000
+// Sets many entries, each with the same time to live: KEYS the names, ARGV the ttl in ms, then the
+// values in the same order. Named for its version, like the rate-limit script.
+const SET_MANY = 'keygateCacheSetMany1'
+const SET_MANY_SCRIPT = `
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1]) end
+return #KEYS
+`
+// Entries per script call at most: a script blocks Redis while it runs.
+const SET_MANY_MOST = 100
+type SetManyClient = Record<typeof SET_MANY, (numberOfKeys: number, ...keysAndArgs: Array<string | number>) => Promise<number>>
+
 // After a Cluster node is lost, a subscribe that fails (or meets another loss) is tried again this
 // soon, then ever later up to the most.
 const RESUBSCRIBE_FIRST_MS = 100
@@ -91,6 +102,10 @@ export class RedisKeyCache implements KeyCache {
     this.#warnFailed = throttledWarning(log, now)
     this.#warnForged = throttledWarning(log, now)
     this.#publish = createPublisher(client)
+    // Registered once per client, like the rate-limit script; a Cluster writes entries one by one.
+    if (!isCluster(client) && typeof (client as unknown as Record<string, unknown>)[SET_MANY] !== 'function') {
+      client.defineCommand(SET_MANY, { lua: SET_MANY_SCRIPT })
+    }
     // A connection in subscriber mode can send nothing else, so it is a connection of its own.
     const subscriber = createSubscriber(client, this.#channel)
     this.#subscriber = subscriber.connection
@@ -159,6 +174,29 @@ export class RedisKeyCache implements KeyCache {
     } catch (error) {
       storeFailed('set', error)
       this.#warnFailed(error, 'keygate: Redis key cache write failed; using this process\'s cache and the database')
+    }
+  }
+
+  /**
+   * One script call per 100 entries on a single Redis; one SET each on a Cluster, where the
+   * entries' names lie in different slots.
+   */
+  async setMany (entries: ReadonlyArray<readonly [keyId: string, entry: CachedKey]>): Promise<void> {
+    if (entries.length === 0) return
+    if (isCluster(this.#client)) {
+      await Promise.all(entries.map(async ([keyId, entry]) => await this.set(keyId, entry)))
+      return
+    }
+    for (let from = 0; from < entries.length; from += SET_MANY_MOST) {
+      const chunk = entries.slice(from, from + SET_MANY_MOST)
+      const names = chunk.map(([keyId]) => this.#keyPrefix + keyId)
+      const values = chunk.map(([keyId, entry]) => this.#seal.entry(keyId, entry))
+      try {
+        await withTimeout((this.#client as unknown as SetManyClient)[SET_MANY](names.length, ...names, this.#entryTtlMs, ...values), this.#timeoutMs)
+      } catch (error) {
+        storeFailed('set', error)
+        this.#warnFailed(error, 'keygate: Redis key cache write failed; using this process\'s cache and the database')
+      }
     }
   }
 

@@ -110,6 +110,38 @@ t.test('on a single Redis, invalidations go by plain PUBLISH and SUBSCRIBE (shar
   t.same(published, [['publish', channel]])
 })
 
+t.test('a renewal writes its keys to Redis in one script call, not a SET each; another instance then uses them without argon2', { skip: needsRedis }, async (t) => {
+  const database = await openTestDatabase()
+  t.teardown(async () => await database.close())
+  const clock = testClock()
+  const one = await instance(t, database, { now: clock.now, redisTimeout: LIVE_REDIS_TIMEOUT })
+  const texts: string[] = []
+  for (let i = 0; i < 3; i++) texts.push((await one.app.keygate.createKey({ name: `renewed-${i}` })).apiKey)
+  for (const text of texts) t.equal((await get(one.app, text)).statusCode, 200)
+  const monitor = await monitorRedis(t)
+  // What clients sent (the script's own SETs show with the source `lua`).
+  const sent: string[][] = []
+  monitor.on('monitor', (_time: string, args: string[], source: string) => { if (source !== 'lua') sent.push(args) })
+  // Second half of the keys' 5 s freshness: each hit queues its key; 100 ms on, a hit sends the batch.
+  clock.advance(2_600)
+  for (const text of texts) t.equal((await get(one.app, text)).statusCode, 200)
+  clock.advance(100)
+  t.equal((await get(one.app, texts[0] as string)).statusCode, 200)
+  const entryWrite = (args: string[]): boolean => /^evalsha$|^eval$/i.test(args[0] ?? '') && args[3]?.startsWith('keygate:key:') === true
+  await until('the renewal\'s write to Redis', async () => sent.some(entryWrite))
+  const call = sent.find(entryWrite) as string[]
+  t.equal(call[2], '3', 'one call holding the three keys')
+  t.equal(Number(call[6]), 35_000, 'each kept for cacheTtl + staleIfError')
+  const marker = `renewal-done-${process.pid}`
+  await one.app.redis.ping(marker)
+  await until('Redis to have shown every command before the marker', async () => sent.some((args) => args[0] === 'ping' && args[1] === marker))
+  t.same(sent.filter((args) => args[0]?.toLowerCase() === 'set' && args[1]?.startsWith('keygate:key:') === true), [], 'no SET of its own for any of them')
+  // What was written is what another instance reads: no argon2 there.
+  const two = await instance(t, database, { now: clock.now, redisTimeout: LIVE_REDIS_TIMEOUT })
+  for (const text of texts) t.equal((await get(two.app, text)).statusCode, 200)
+  t.equal(two.counts.verify, 0, 'the second instance ran argon2 for none of them')
+})
+
 t.test('secret is required when Redis is used', async (t) => {
   const database = await openTestDatabase()
   t.teardown(database.close)

@@ -93,6 +93,22 @@ t.test('two instances on a Redis Cluster', { skip: needsRedisCluster }, async (t
     t.same(listed.filter((key) => key.name.startsWith('credits-')).map((key) => [key.name, key.credits?.remaining]), [['credits-1', 9], ['credits-2', 18]])
   })
 
+  t.test('entries written together (a renewal\'s) land on their own nodes, one SET each', async (t) => {
+    const written: Array<[string, number]> = []
+    for (let i = 0; i < 30 && new Set(written.map(([, node]) => node)).size < 2; i++) {
+      const { apiKey, identifier } = await a.app.keygate.createKey({ name: `written-${i}` })
+      t.equal((await a.call(apiKey)).statusCode, 200)
+      const keyId = keyIdOf(identifier)
+      written.push([keyId, await cluster.ownerOf(`keygate:key:${keyId}`)])
+    }
+    t.equal(new Set(written.map(([, node]) => node)).size, 2, 'entries on two nodes: one script call for both would be refused (CROSSSLOT)')
+    const cache = a.app.keygateCache!
+    const entries = await Promise.all(written.map(async ([keyId]) => [keyId, (await cache.get(keyId))!] as const))
+    const renewed = entries.map(([keyId, entry]) => [keyId, { ...entry, freshUntil: entry.freshUntil + 1_000 }] as const)
+    await cache.setMany!(renewed)
+    for (const [keyId, entry] of renewed) t.equal((await b.app.keygateCache!.get(keyId))?.freshUntil, entry.freshUntil, 'B reads what A wrote')
+  })
+
   t.test('the node holding a key\'s counters and the channel stops mid-run, then comes back', async (t) => {
     // A key whose counters live on the channel's node: its loss cuts counting and listening at once.
     let steady: Awaited<ReturnType<typeof a.app.keygate.createKey>> | undefined
