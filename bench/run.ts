@@ -138,10 +138,12 @@ function redisCpu (info: string): number {
   return field('used_cpu_user') + field('used_cpu_sys')
 }
 
-/** Runs a step of the bench in a process of its own (on the server's CPU when pinned) and returns what it printed. */
+/**
+ * Runs a step that counts bytes or statements, not time, in a process of its own beside the driver
+ * (whose CPUs it inherits), and returns what it printed.
+ */
 async function step (file: string, name: string): Promise<string> {
   const child = track(spawn(process.execPath, ['--expose-gc', '--import', 'tsx', new URL(file, import.meta.url).pathname, quick ? '--quick' : ''], { stdio: ['ignore', 'pipe', 'inherit'] }))
-  if (pinning.pinned && child.pid !== undefined) pin(child.pid, pinning.serverCpus)
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   const code = await new Promise((resolve) => child.once('exit', resolve))
