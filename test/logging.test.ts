@@ -76,6 +76,10 @@ t.test('store errors reach the log without what they carried: no entry, fingerpr
   t.match(logText, /Redis key cache write failed/, 'the cache write failed, and said so')
   t.match(logText, /OOM command not allowed/, 'with the reason Redis gave')
   t.match(logText, /rate-limit store failed/)
+  // The error's own kind, not the "Object" of the plain object a safe copy once was.
+  const errors = logText.split('\n').filter((line) => line.includes('OOM command not allowed')).map((line) => JSON.parse(line).err)
+  t.ok(errors.length > 0)
+  t.same(new Set(errors.map((err: { type: string }) => err.type)), new Set(['ReplyError']), 'logged as a ReplyError')
   const fingerprint = createFingerprinter(Buffer.from(TEST_SECRET))
   const [row] = await database.db.withSchema(database.schema).selectFrom('keygate_api_keys').select('hash').execute()
   const secrets: Array<[string, string]> = [
