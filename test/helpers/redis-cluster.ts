@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -54,13 +55,36 @@ export interface RedisCluster {
   restart: (port: number) => Promise<void>
 }
 
+// A cluster node also listens on its port + 10000 for the cluster bus.
+const BUS_OFFSET = 10_000
+
+async function isFree (port: number): Promise<boolean> {
+  const server = createServer()
+  const bound = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => resolve(true))
+  })
+  if (bound) await new Promise<void>((resolve) => server.close(() => resolve()))
+  return bound
+}
+
+/** Three ports free now, each with its bus port free too. */
+async function clusterPorts (): Promise<number[]> {
+  const ports: number[] = []
+  while (ports.length < 3) {
+    const port = await freePort()
+    if (port + BUS_OFFSET <= 65_535 && !ports.includes(port) && await isFree(port + BUS_OFFSET)) ports.push(port)
+  }
+  return ports
+}
+
 /**
  * A Redis Cluster of three masters (no replicas) on free ports, in a folder of its own; every
  * server is stopped and the folder removed when the test ends. `settings` go to every node.
  */
 export async function startRedisCluster (t: Test, settings: string[] = []): Promise<RedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'keygate-cluster-'))
-  const ports = [await freePort(), await freePort(), await freePort()]
+  let ports = await clusterPorts()
   const servers = new Map<number, ChildProcess>()
   const clients: Cluster[] = []
   t.teardown(async () => {
@@ -106,12 +130,19 @@ export async function startRedisCluster (t: Test, settings: string[] = []): Prom
     })
   }
 
-  for (const port of ports) start(port)
   // A server that refuses its settings exits at once: that ends the wait, and the test says so.
   const exited = (): number | undefined => [...servers].find(([, server]) => server.exitCode !== null)?.[0]
-  await until('the cluster nodes to answer', async () => exited() !== undefined ||
-    (await Promise.all(ports.map(async (port) => await ask(port, 'PING')))).every((pong) => pong === 'PONG'))
-  if (exited() !== undefined) throw new Error(`redis-server on port ${exited()} exited at start`)
+  for (let attempt = 1; ; attempt++) {
+    for (const port of ports) start(port)
+    await until('the cluster nodes to answer', async () => exited() !== undefined ||
+      (await Promise.all(ports.map(async (port) => await ask(port, 'PING')))).every((pong) => pong === 'PONG'))
+    if (exited() === undefined) break
+    // Free when chosen, taken since (a port, or its bus port, by another test's connection): once
+    // more on other ports. A server that refuses its settings fails every attempt.
+    if (attempt === 3) throw new Error(`redis-server on port ${exited()} exited at start, three times`)
+    await Promise.all([...servers.keys()].map(stop))
+    ports = await clusterPorts()
+  }
   await promisify(execFile)('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 })
   await allOk()
 
