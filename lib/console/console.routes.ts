@@ -7,7 +7,7 @@ import { keyTextFromHeader } from '../auth/authorization-header.js'
 import type { ConsoleGate } from '../auth/hook.js'
 import { signedInUserOf } from '../auth/management-sign-in.js'
 import { KEYS_READ } from '../auth/scopes.js'
-import { CsrfTokenInvalidError, InternalError, InvalidRequestError, isKeygateError, isRefusal } from '../errors.js'
+import { CsrfTokenInvalidError, InternalError, InvalidRequestError, isKeygateError, isRefusal, RouteNotFoundError } from '../errors.js'
 import { sendError, type SendRefusal } from '../http/send-error.js'
 import { safeError } from '../log/safe-error.js'
 import assetDir from './asset-dir.cjs'
@@ -102,6 +102,12 @@ export async function consoleRoutes (fastify: FastifyInstance, { path, gate, ses
     return reply.code(status).send({ error: code, message: error.message })
   })
 
+  // Here rather than the app's, so the security headers above go on these answers too (after the
+  // hook's 401: an unknown URL needs a key, as everywhere).
+  fastify.setNotFoundHandler(function consoleNotFound (request: FastifyRequest, reply: FastifyReply) {
+    return sendError(reply, new RouteNotFoundError(request.method, request.url.split('?', 1)[0] as string))
+  })
+
   fastify.get('/', PUBLIC, async (request, reply) => sendAsset(request, reply, page, 'no-store'))
 
   fastify.get('/assets/:file', PUBLIC, async (request, reply) => {
@@ -147,7 +153,10 @@ export async function consoleRoutes (fastify: FastifyInstance, { path, gate, ses
   fastify.delete('/session', PUBLIC, async (request, reply) => {
     const session = sessions.open(request.headers.cookie)
     // Signing out a live session takes its token, so another site cannot sign someone out.
-    if (session !== null && session !== 'invalid' && !sessions.csrfValid(session, request.headers[CSRF_HEADER])) throw new CsrfTokenInvalidError()
+    if (session !== null && session !== 'invalid') {
+      if (!sessions.csrfValid(session, request.headers[CSRF_HEADER])) throw new CsrfTokenInvalidError()
+      sessions.end(session)
+    }
     return reply.code(204).header('cache-control', 'no-store').header('set-cookie', sessions.clear(request.protocol === 'https')).send()
   })
 }

@@ -18,6 +18,8 @@ const IV_BYTES = 12
 const TAG_BYTES = 16
 // A sealed session is about 200 characters; anything much longer is not one of ours.
 const MAX_COOKIE_LENGTH = 1024
+// Sessions signed out of, remembered until their cookie could no longer be used anyway.
+const MAX_ENDED = 10_000
 
 /** What the cookie holds, sealed: the key the person signed in with and the session's times. */
 export interface ConsoleSession {
@@ -42,6 +44,11 @@ export interface ConsoleSessions {
   renew: (session: ConsoleSession, secure: boolean) => string
   /** The `Set-Cookie` value that removes it. */
   clear: (secure: boolean) => string
+  /**
+   * Signed out: this process refuses the session from now on, even from a copy of the cookie
+   * taken before. Other instances do not hear of it; they refuse it once it is idle (see README).
+   */
+  end: (session: ConsoleSession) => void
   csrfToken: (session: ConsoleSession) => string
   /** True when `given` (the request's CSRF header) is this session's token. */
   csrfValid: (session: ConsoleSession, given: unknown) => boolean
@@ -66,6 +73,8 @@ export function createConsoleSessions ({ secret, path, now }: ConsoleSessionsOpt
   const sealKey = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), SEAL_LABEL, 32))
   const csrfKey = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), CSRF_LABEL, 32))
   const aad = Buffer.from(`${SESSION_COOKIE} ${VERSION}`)
+  /** Session id → until when it must be refused (after that its cookie is idle and refused anyway). */
+  const ended = new Map<string, number>()
 
   const attributes = (secure: boolean, maxAgeSeconds: number): string =>
     `Path=${path}; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
@@ -112,6 +121,7 @@ export function createConsoleSessions ({ secret, path, now }: ConsoleSessionsOpt
       if (session === undefined) return 'invalid'
       const at = now()
       if (at - session.seenAt > IDLE_MS || at - session.issuedAt > MAX_SESSION_MS) return 'invalid'
+      if ((ended.get(session.id) ?? 0) > at) return 'invalid'
       return session
     },
     issue: (keyText, secure) => {
@@ -121,6 +131,15 @@ export function createConsoleSessions ({ secret, path, now }: ConsoleSessionsOpt
     },
     renew: (session, secure) => setCookie({ ...session, seenAt: now() }, secure),
     clear: (secure) => `${SESSION_COOKIE}=; ${attributes(secure, 0)}`,
+    end: (session) => {
+      const at = now()
+      if (ended.size >= MAX_ENDED) {
+        for (const [id, until] of ended) if (until <= at) ended.delete(id)
+        // Still full: the oldest sign-outs go first (a Map keeps insertion order).
+        for (const id of ended.keys()) { if (ended.size < MAX_ENDED) break; ended.delete(id) }
+      }
+      ended.set(session.id, at + IDLE_MS)
+    },
     csrfToken,
     csrfValid: (session, given) => {
       if (typeof given !== 'string') return false
