@@ -1,6 +1,6 @@
 // The key-management console. Plain browser JavaScript, no framework and no build step: the page
 // is small, and what it shows comes from the management routes as they answer anyone else.
-// Everything the server sends is put on the page as text (textContent, never innerHTML), and no
+// Everything the server sends is put on the page as text (textContent, never parsed as markup), and no
 // key text is kept anywhere but in the one element that shows a new key once.
 'use strict'
 ;(function () {
@@ -54,9 +54,11 @@
       showSignIn('Your session has ended, or its key no longer works (' + message + '). Sign in again.')
       return
     }
+    // In an open dialog the error shows there, where the person is looking; elsewhere at the top.
     if (where !== undefined) {
       where.textContent = message
       where.hidden = false
+      return
     }
     say(message)
   }
@@ -99,7 +101,8 @@
   function option (select, value, text, selected) {
     const node = el('option', text)
     node.value = value
-    node.selected = selected === true
+    // The default too: a form's reset() goes back to it.
+    node.defaultSelected = node.selected = selected === true
     select.append(node)
   }
 
@@ -251,7 +254,7 @@
     box.type = 'checkbox'
     box.id = id
     box.value = value
-    box.checked = checked
+    box.defaultChecked = box.checked = checked
     box.addEventListener('change', () => {
       // Full access and single permissions exclude each other.
       if (!box.checked) return
