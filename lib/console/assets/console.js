@@ -513,6 +513,7 @@
   // ---- views -----------------------------------------------------------------------------------
 
   function showView (name) {
+    say('')
     $('keys-view').hidden = name !== 'keys'
     $('audit-view').hidden = name !== 'audit'
     $('tab-keys').setAttribute('aria-pressed', String(name === 'keys'))
