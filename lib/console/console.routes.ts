@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import { keyTextFromHeader } from '../auth/authorization-header.js'
 import type { ConsoleGate } from '../auth/hook.js'
 import { signedInUserOf } from '../auth/management-sign-in.js'
@@ -74,8 +74,9 @@ function sendAsset (request: FastifyRequest, reply: FastifyReply, file: Asset, c
   return reply.type(file.type).send(file.body)
 }
 
-// Public as routes (the page must load before anyone signs in), hidden from the OpenAPI document.
-const PUBLIC = { config: { apiKey: false as const }, schema: { hide: true } }
+// Public as routes (the page must load before anyone signs in), hidden from the OpenAPI document
+// (`hide` is @fastify/swagger's; the plugin does not depend on its types).
+const PUBLIC = { config: { apiKey: false as const }, schema: { hide: true } as FastifySchema }
 const NEEDS_KEYS_READ = [KEYS_READ] as const
 
 /**
