@@ -1,6 +1,9 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, TEST_SECRET, testClock } from '../helpers/app.js'
+import { database, heard, instance } from '../helpers/instance.js'
+import { captureLogs } from '../helpers/log-capture.js'
+import { REDIS_URL } from '../helpers/redis.js'
 import type { KeygateOptions } from '../../lib/index.js'
 
 // The console's session: an API key exchanged once for a sealed, HttpOnly cookie that the
@@ -264,4 +267,44 @@ t.test('the cookie\'s Path covers the console and the management routes, no more
   const { apiKey } = await app.keygate.createKey({ name: 'admin' })
   const answer = await app.inject({ method: 'POST', url: '/api/keys-console/session', payload: { apiKey } })
   t.match(answer.headers['set-cookie'], /; Path=\/api; /)
+})
+
+t.test('stateless: a session made on one instance works on another that shares the secret, Redis or not', async (t) => {
+  const shared = await database(t)
+  const withRedis = REDIS_URL !== undefined
+  // Without Redis an instance hears of no other's deletes and trusts its cache for cacheTtl: none here.
+  const a = await instance(t, shared, { console: true, withRedis, ...(withRedis ? {} : { cacheTtl: 0 }) })
+  const b = await instance(t, shared, { console: true, withRedis, ...(withRedis ? {} : { cacheTtl: 0 }) })
+  const { apiKey, identifier } = await a.app.keygate.createKey({ name: 'admin' })
+  const signedIn = await a.app.inject({ method: 'POST', url: '/keys-console/session', payload: { apiKey } })
+  const cookie = cookieOf(signedIn)
+  const csrf = signedIn.json().csrfToken
+  const onB = await b.app.inject({ method: 'POST', url: '/api/v1/keys/create', headers: { cookie, 'x-keygate-csrf': csrf }, payload: { name: 'made-on-b', scopes: ['query'] } })
+  t.equal(onB.statusCode, 200, 'instance b opens the cookie instance a made, and takes its token')
+  const told = withRedis ? heard(b.app, identifier.split('.')[1] as string) : undefined
+  await a.app.keygate.deleteKey('admin')
+  await told
+  t.same((await b.app.inject({ url: '/api/v1/keys/list', headers: { cookie } })).json(), UNAUTHORIZED, 'and refuses it once the key is revoked')
+})
+
+t.test('with hook: false the management routes still take the cookie (they keep their own guard)', async (t) => {
+  const { app } = await consoleApp(t, { hook: false })
+  const admin = await session(app, 'admin', ['*'])
+  t.same(names(await app.inject({ url: '/api/v1/keys/list', headers: { cookie: admin.cookie } })), ['admin'])
+  const noToken = await app.inject({ method: 'DELETE', url: '/api/v1/keys/admin/delete', headers: { cookie: admin.cookie } })
+  t.same([noToken.statusCode, noToken.json()], [403, CSRF_REFUSED])
+})
+
+t.test('no key text in the logs, at level trace, through sign-in, use and sign-out', async (t) => {
+  const logs = captureLogs()
+  const { app } = await consoleApp(t, {}, { logger: logs.logger })
+  const admin = await session(app, 'admin', ['*'])
+  const created = await app.inject({ method: 'POST', url: '/api/v1/keys/create', headers: { cookie: admin.cookie, 'x-keygate-csrf': admin.csrf }, payload: { name: 'ci', scopes: ['query'] } })
+  await app.inject({ url: '/keys-console/session', headers: { cookie: admin.cookie } })
+  await app.inject({ method: 'DELETE', url: '/keys-console/session', headers: { cookie: admin.cookie, 'x-keygate-csrf': admin.csrf } })
+  const text = logs.text()
+  t.ok(text.includes('/keys-console/session'), 'the requests were logged')
+  for (const secret of [admin.apiKey, created.json().apiKey, admin.cookie.slice('keygate_console='.length), admin.csrf]) {
+    t.notOk(text.includes(secret), 'no key, cookie or token in any line')
+  }
 })
