@@ -84,8 +84,9 @@ t.test('the console in headless Chromium: sign in, create, use, rotate, revoke, 
   await page.getByLabel('API key', { exact: true }).waitFor()
   t.equal(await page.locator('#keys-body tr').count(), 0, 'no keys shown before sign-in')
 
+  // From the keyboard: the key typed into its labelled field, Enter to sign in.
   await page.getByLabel('API key', { exact: true }).fill(server.key)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByLabel('API key', { exact: true }).press('Enter')
   await page.getByRole('cell', { name: 'bootstrap', exact: true }).waitFor()
   t.match(await page.locator('#who-text').textContent(), /^Signed in with metlo\.[0-9A-Za-z]{8} \(bootstrap, tenant default\)$/)
   t.equal(await page.getByLabel('API key', { exact: true }).inputValue(), '', 'the sign-in field is emptied at once')
@@ -93,9 +94,18 @@ t.test('the console in headless Chromium: sign in, create, use, rotate, revoke, 
   t.match(cookies, [{ name: 'keygate_console', httpOnly: true, sameSite: 'Strict', secure: false, path: '/' }], 'an HttpOnly, SameSite=Strict session cookie')
   const sessionCookie = `keygate_console=${cookies[0]!.value}`
 
+  // A dialog opens from the keyboard, takes the focus, and gives it back when Escape closes it.
+  const create = page.getByRole('dialog', { name: 'Create API Key' })
+  await page.getByRole('button', { name: 'Create API Key' }).focus()
+  await page.keyboard.press('Enter')
+  await create.waitFor()
+  t.equal(await page.evaluate('document.activeElement.id'), 'create-name', 'focus goes to Name')
+  await page.keyboard.press('Escape')
+  await create.waitFor({ state: 'hidden' })
+  t.equal(await page.evaluate('document.activeElement.textContent'), 'Create API Key', 'and back to the button')
+
   // Create a key with two permissions; it is shown once.
   await page.getByRole('button', { name: 'Create API Key' }).click()
-  const create = page.getByRole('dialog', { name: 'Create API Key' })
   await create.getByLabel('Name').fill('ci-reader')
   t.ok(await create.getByLabel('Full access').isChecked(), 'Full access is preselected')
   await create.getByLabel('Type').selectOption('GENERIC')
