@@ -3,7 +3,9 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import type { FastifyRequest } from 'fastify'
 import t from 'tap'
+import { serveApp } from '../helpers/served-app.js'
 
 // The console in a real browser: the example server (`npm start`, on PGlite in memory) driven by
 // headless Chromium through playwright-core. It signs in with the printed key, makes, uses,
@@ -124,6 +126,8 @@ t.test('the console in headless Chromium: sign in, create, use, rotate, revoke, 
   await page.screenshot({ path: join(SCREENSHOTS, 'create-key.png') })
   await secret.getByRole('button', { name: 'Done' }).click()
   await secret.waitFor({ state: 'hidden' })
+  // The dialog's close event comes a moment after it is hidden.
+  await page.locator('#secret-value').waitFor({ state: 'detached', timeout: 2000 })
   t.equal(await page.locator('#secret-value').count(), 0, 'gone from the page once the dialog closes')
   t.notOk((await page.content()).includes(created), 'nowhere in the document')
 
@@ -149,6 +153,7 @@ t.test('the console in headless Chromium: sign in, create, use, rotate, revoke, 
   keyTexts.push(rotated)
   await page.keyboard.press('Escape')
   await rotatedDialog.waitFor({ state: 'hidden' })
+  await page.locator('#secret-value').waitFor({ state: 'detached', timeout: 2000 })
   t.equal(await page.locator('#secret-value').count(), 0, 'Escape closes it and the key goes with it')
   t.equal((await api('/v1/connectors', bearer(rotated))).status, 200, 'the new key works')
   t.equal((await api('/v1/connectors', bearer(created))).status, 401, 'the old key is refused')
@@ -245,4 +250,54 @@ t.test('the console in headless Chromium: sign in, create, use, rotate, revoke, 
   await page.reload()
   await page.getByLabel('API key', { exact: true }).waitFor()
   t.equal(await page.locator('#workspace').isVisible(), false, 'a reload shows the form, nothing else')
+})
+
+t.test('the console with the host\'s sign-in, in Chromium: the host\'s person is used as they are', { skip: browserMissing }, async (t) => {
+  const { chromium } = await import('playwright-core')
+  // The host's own sign-in, here a cookie it set: alice manages acme's keys.
+  const authenticateManagement = (request: FastifyRequest) =>
+    /(?:^|;\s*)host_session=alice(?:;|$)/.test(request.headers.cookie ?? '') ? { tenant: 'acme', user: 'alice', scopes: ['keys:read', 'keys:write', 'query'] } : null
+  const { app, baseUrl, clock } = await serveApp(t, { console: true, rotateAfterDays: 1, authenticateManagement })
+  await app.keygate.createKey({ tenant: 'acme', name: 'old-key', scopes: ['query'] })
+  clock.advance(2 * 24 * 60 * 60_000)
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
+  t.teardown(async () => await browser.close())
+  const context = await browser.newContext()
+  await context.addCookies([{ name: 'host_session', value: 'alice', url: baseUrl }])
+  const page = await context.newPage()
+  const pageErrors: string[] = []
+  page.on('pageerror', (error) => { pageErrors.push(error.message) })
+  await page.goto(`${baseUrl}/keys-console`)
+
+  await page.getByText('Signed in as alice (tenant acme)').waitFor()
+  t.equal(await page.getByRole('button', { name: 'Sign out' }).isVisible(), false, 'signing out is the host\'s')
+  t.equal(await page.getByRole('button', { name: 'Audit log' }).isVisible(), false, 'no audit log without audit:read')
+  const oldRow = page.locator('#keys-body tr', { has: page.getByRole('cell', { name: /^old-key/ }) })
+  await oldRow.getByText('rotation due').waitFor()
+  t.equal(await oldRow.locator('td').first().textContent(), 'old-key rotation due', 'marked for rotation past rotateAfterDays')
+
+  await page.getByRole('button', { name: 'Create API Key' }).click()
+  const create = page.getByRole('dialog', { name: 'Create API Key' })
+  await create.getByLabel('Name').fill('alice-laptop')
+  await create.getByLabel('query', { exact: true }).check()
+  await create.getByRole('button', { name: 'Create' }).click()
+  const secret = page.getByRole('dialog', { name: 'Key created: alice-laptop' })
+  await secret.getByText("it won't be shown again").waitFor()
+  await secret.getByRole('button', { name: 'Done' }).click()
+  const row = page.locator('#keys-body tr', { has: page.getByRole('cell', { name: 'alice-laptop', exact: true }) })
+  t.equal(await row.locator('td:nth-child(9)').textContent(), 'alice', 'owned by the person who made it, with no CSRF token (the host guards its own sign-in)')
+
+  await page.getByRole('button', { name: 'Create API Key' }).click()
+  await create.getByLabel('Name').fill('root')
+  await create.getByRole('button', { name: 'Create' }).click()
+  await create.getByText('API key lacks required permission: *').waitFor()
+  t.pass('a grant beyond the person\'s scopes is refused, in words')
+  await create.getByRole('button', { name: 'Cancel' }).click()
+
+  await context.clearCookies()
+  await page.reload()
+  await page.getByLabel('API key', { exact: true }).waitFor()
+  t.pass('nobody the host recognises: the key form')
+  t.same(pageErrors, [])
 })
