@@ -117,6 +117,21 @@
     if (focus) focus.focus()
   }
 
+  /** A form's submit, one at a time: a second press while the server answers does nothing. */
+  function submitting (form, handler) {
+    let busy = false
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault()
+      if (busy) return
+      busy = true
+      try {
+        await handler()
+      } finally {
+        busy = false
+      }
+    })
+  }
+
   for (const cancel of document.querySelectorAll('dialog .cancel')) {
     cancel.addEventListener('click', () => cancel.closest('dialog').close())
   }
@@ -153,8 +168,7 @@
     showView('keys')
   }
 
-  $('sign-in-form').addEventListener('submit', async (event) => {
-    event.preventDefault()
+  submitting($('sign-in-form'), async () => {
     const input = $('sign-in-key')
     // Read once, then gone from the page: the server keeps it, sealed in an HttpOnly cookie.
     const apiKey = input.value.trim()
@@ -273,8 +287,7 @@
     open($('create-dialog'), $('create-name'))
   })
 
-  $('create-form').addEventListener('submit', async (event) => {
-    event.preventDefault()
+  submitting($('create-form'), async () => {
     const dialog = $('create-dialog')
     const error = dialog.querySelector('.dialog-error')
     const scopes = [...$('create-scopes').querySelectorAll('input:checked')].map((box) => box.value)
@@ -342,8 +355,7 @@
     open($('rotate-dialog'), $('rotate-grace'))
   }
 
-  $('rotate-form').addEventListener('submit', async (event) => {
-    event.preventDefault()
+  submitting($('rotate-form'), async () => {
     const dialog = $('rotate-dialog')
     try {
       const rotated = await call('POST', keyPath(acting.name, '/rotate'), { gracePeriodSeconds: Number($('rotate-grace').value) })
@@ -361,8 +373,7 @@
     open($('revoke-dialog'), $('revoke-dialog').querySelector('.cancel'))
   }
 
-  $('revoke-form').addEventListener('submit', async (event) => {
-    event.preventDefault()
+  submitting($('revoke-form'), async () => {
     const dialog = $('revoke-dialog')
     try {
       await call('DELETE', keyPath(acting.name, '/delete'))
