@@ -13,7 +13,8 @@ import { serveApp } from '../helpers/served-app.js'
 // key's text kept by the page, script from a key's name, a policy violation), signs out, and
 // takes the README's screenshots as it goes.
 //
-// Measured on an idle 2-core machine: about 25 s, most of it the server's first start (PGlite).
+// Measured on a 2-core machine: about 30 s. The example server's flow takes about 20 s (its PGlite
+// start, and waiting up to one usage flush for the chart), the host's sign-in about 9 s.
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const browserMissing = existsSync(CHROMIUM)
