@@ -7,6 +7,8 @@
 //   KEYGATE_SECRET, PORT (3000), HOST (127.0.0.1)
 //   GET /docs     the OpenAPI document with Swagger UI (as JSON at /docs/json); public
 //   GET /metrics  Prometheus metrics (examples/metrics.ts); public in this example only
+//   GET /keys-console  the key-management console (sign in with a key holding keys:read); its URL
+//                 is printed once the server listens
 //   OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL  let people sign in to the management routes with
 //                 an ID token from that OpenID Connect provider (see examples/oidc-sign-in.ts)
 import { PGlite } from '@electric-sql/pglite'
@@ -53,7 +55,7 @@ const oidc = env.OIDC_ISSUER !== undefined && env.OIDC_AUDIENCE !== undefined &&
   : undefined
 // Before keygate: @fastify/swagger documents the routes registered after it, the key routes included.
 await app.register(fastifySwagger, { openapi: { openapi: '3.1.0', info: { title: 'fastify-keygate example', version: '1.0.0' } } })
-await app.register(keygate, { db, secret: env.KEYGATE_SECRET, ...(oidc === undefined ? {} : { authenticateManagement: oidc }) })
+await app.register(keygate, { db, secret: env.KEYGATE_SECRET, console: true, ...(oidc === undefined ? {} : { authenticateManagement: oidc }) })
 // The documentation is public: in this context every route is marked so as it is added.
 await app.register(async (docs) => {
   docs.addHook('onRoute', (route) => { route.config = { ...route.config, apiKey: false } })
@@ -93,4 +95,5 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => { void app.close().then(() => process.exit(0)) })
 }
 
-await app.listen({ port: Number(env.PORT ?? 3000), host: env.HOST ?? '127.0.0.1' })
+const address = await app.listen({ port: Number(env.PORT ?? 3000), host: env.HOST ?? '127.0.0.1' })
+process.stdout.write(`Key-management console: ${address}/keys-console\n`)

@@ -10,6 +10,8 @@ export const DEFAULTS = Object.freeze({
   prefixes: Object.freeze(['metlo', 'mlo']),
   routePrefix: '/api/v1/keys',
   routes: true,
+  /** Where the console is served with `console: true`. */
+  consolePath: '/keys-console',
   hook: true,
   maxKeys: 50,
   defaultPlan: 'free',

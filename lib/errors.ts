@@ -149,6 +149,14 @@ export const GracePeriodInvalidError = createError<[number]>(
   400
 )
 
+// The console (option `console`): a state-changing request made with its session cookie must
+// carry the session's CSRF token, so another site cannot make a signed-in browser act.
+export const CsrfTokenInvalidError = createError(
+  'FST_KEYGATE_CSRF_TOKEN_INVALID',
+  'This request needs the console session\'s CSRF token in the x-keygate-csrf header.',
+  403
+)
+
 // Infrastructure.
 export const ServiceUnavailableError = createError(
   'FST_KEYGATE_SERVICE_UNAVAILABLE',

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { createKeygateApi } from './api/keygate-api.js'
 import { createFingerprinter } from './auth/fingerprint.js'
 import { notedRoutes } from './auth/early-routes.js'
-import { createAuthHook, createVerifiers, kVerifiedKey } from './auth/hook.js'
+import { createAuthHook, createConsoleGate, createVerifiers, kVerifiedKey } from './auth/hook.js'
 import { KeyReader } from './auth/key-reader.js'
 import { kSignedInUser } from './auth/management-sign-in.js'
 import { RouteConfigs } from './auth/route-config.js'
@@ -33,6 +33,10 @@ import { AuditJob } from './audit/audit-job.js'
 import { type AuditContext, type AuditTarget, CODE_ACTOR } from './audit/audit-event.js'
 import { recordEvent } from './repositories/audit.repository.js'
 import { throttledWarning } from './log/throttled-warning.js'
+import { consoleRoutes } from './console/console.routes.js'
+import { commonPath, createConsoleSessions } from './console/session-cookie.js'
+import { AUDIT_ACTIONS } from './audit/audit-event.js'
+import { KEY_TYPES } from './db/schema.js'
 import './types.js'
 
 async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions): Promise<void> {
@@ -107,6 +111,10 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     }
   }
 
+  // The console's sessions are accepted on the management routes, so the cookie goes to both paths.
+  const consoleSessions = opts.console === false
+    ? undefined
+    : createConsoleSessions({ secret: opts.secret, path: commonPath(opts.console.path, opts.routePrefix), now: opts.now })
   const authDeps = {
     authenticate: verifiedKeys.authenticate,
     limit: createLimiter({ store, now: opts.now, onStoreError: opts.onStoreError, log: fastify.log }),
@@ -115,6 +123,7 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
     recordUse: usage.record,
     routeConfigs: new RouteConfigs(opts.scopes),
     authenticateManagement: opts.authenticateManagement,
+    ...(consoleSessions === undefined ? {} : { consoleSessions }),
     ...(opts.errorResponse === undefined ? {} : { errorResponse: opts.errorResponse }),
     log: fastify.log
   }
@@ -175,6 +184,24 @@ async function keygatePlugin (fastify: FastifyInstance, options: KeygateOptions)
         await scope.register(keyRoutes, routesOptions)
       })
     }
+  }
+  if (opts.console !== false && consoleSessions !== undefined) {
+    await fastify.register(consoleRoutes, {
+      prefix: opts.console.path,
+      path: opts.console.path,
+      gate: createConsoleGate(authDeps),
+      sessions: consoleSessions,
+      sendRefusal,
+      settings: {
+        routePrefix: opts.routePrefix,
+        scopes: opts.scopes,
+        plans: Object.keys(opts.plans),
+        defaultPlan: opts.defaultPlan,
+        keyTypes: KEY_TYPES,
+        maxGracePeriodSeconds: opts.maxGracePeriodSeconds,
+        auditActions: AUDIT_ACTIONS
+      }
+    })
   }
 }
 

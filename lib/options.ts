@@ -135,6 +135,13 @@ export interface KeygateOptions {
    * `errorResponseBuilder`. Status and headers stay the plugin's. Default: the error contract's bodies.
    */
   errorResponse?: ErrorResponse
+  /**
+   * The key-management console: a web page, served by the plugin, where people sign in (with a key
+   * holding `keys:read`, or through `authenticateManagement`) and list, create, rotate and revoke
+   * keys, see their usage and read and export the audit log. `true` serves it at `/keys-console`;
+   * `{ path }` elsewhere. It needs the management routes (`routes: true`). Default `false`.
+   */
+  console?: boolean | { path?: string }
   /** The clock, in milliseconds since the epoch. Default `Date.now`. For tests. */
   now?: () => number
 }
@@ -175,6 +182,8 @@ export interface ResolvedOptions {
   readonly authenticateManagement: AuthenticateManagement | undefined
   readonly hook: boolean
   readonly errorResponse: ErrorResponse | undefined
+  /** Where the console is served, or false when it is off. */
+  readonly console: Readonly<{ path: string }> | false
   readonly now: () => number
 }
 
@@ -335,19 +344,41 @@ function resolveBoolean (option: string, value: unknown): boolean {
   return value
 }
 
+// Path segments of unreserved characters only: the path is written into the page's HTML.
+const CONSOLE_PATH_PATTERN = /^(\/[A-Za-z0-9._~-]+)+$/
+
+function resolveConsole (value: unknown, routes: boolean, routePrefix: string): ResolvedOptions['console'] {
+  if (value === undefined || value === false) return false
+  let path: unknown = DEFAULTS.consolePath
+  if (value !== true) {
+    if (typeof value !== 'object' || value === null || Object.keys(value).some((name) => name !== 'path')) fail('console', 'expected true, false or { path }')
+    path = (value as { path?: unknown }).path ?? DEFAULTS.consolePath
+  }
+  if (typeof path !== 'string' || !CONSOLE_PATH_PATTERN.test(path)) {
+    fail('console.path', 'expected a path like /keys-console: segments of letters, digits, ".", "_", "~" and "-", no trailing "/"')
+  }
+  if (!routes) fail('console', 'needs the management routes (routes: true): the page calls them')
+  if (path === routePrefix || path.startsWith(`${routePrefix}/`) || routePrefix.startsWith(`${path}/`)) {
+    fail('console.path', `must not be the management routes' prefix (${routePrefix}), inside it, or around it`)
+  }
+  return Object.freeze({ path })
+}
+
 /** Validates the options once, at registration, and returns a frozen copy with every default filled in. */
 export function resolveOptions (options: KeygateOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options', 'expected an object')
   const now = options.now ?? Date.now
   if (typeof now !== 'function') fail('now', 'expected a function returning milliseconds since the epoch')
   const plans = resolvePlans(options.plans ?? DEFAULT_PLANS)
+  const routes = resolveBoolean('routes', options.routes ?? DEFAULTS.routes)
+  const routePrefix = resolveRoutePrefix(options.routePrefix ?? DEFAULTS.routePrefix)
   return Object.freeze({
     db: resolveDb(options.db),
     schema: resolveSchema(options.schema),
     migrate: resolveBoolean('migrate', options.migrate ?? DEFAULTS.migrate),
     prefixes: resolvePrefixes(options.prefixes ?? DEFAULTS.prefixes),
-    routePrefix: resolveRoutePrefix(options.routePrefix ?? DEFAULTS.routePrefix),
-    routes: resolveBoolean('routes', options.routes ?? DEFAULTS.routes),
+    routePrefix,
+    routes,
     maxKeys: resolvePositiveInteger('maxKeys', options.maxKeys ?? DEFAULTS.maxKeys),
     maxLifetimeDays: options.maxLifetimeDays === undefined ? undefined : resolvePositiveInteger('maxLifetimeDays', options.maxLifetimeDays),
     rotateAfterDays: resolvePositiveInteger('rotateAfterDays', options.rotateAfterDays ?? DEFAULTS.rotateAfterDays),
@@ -376,6 +407,7 @@ export function resolveOptions (options: KeygateOptions): ResolvedOptions {
     authenticateManagement: resolveFunction('authenticateManagement', options.authenticateManagement),
     hook: resolveBoolean('hook', options.hook ?? DEFAULTS.hook),
     errorResponse: resolveFunction('errorResponse', options.errorResponse),
+    console: resolveConsole(options.console, routes, routePrefix),
     now
   })
 }

@@ -33,3 +33,9 @@ try {
   rmSync(work, { recursive: true, force: true })
 }
 typeOf(join(root, 'dist/cjs'), 'commonjs')
+
+// The console's page (HTML, CSS and browser JavaScript, served as written: tsc does not touch them)
+// goes beside the code that serves it in both builds; lib/console/asset-dir.cts finds it there.
+for (const build of ['dist/esm', 'dist/cjs']) {
+  cpSync(join(root, 'lib/console/assets'), join(root, build, 'console/assets'), { recursive: true })
+}

@@ -48,6 +48,10 @@ t.test('npm pack builds both module systems and ships them with their types and 
   }
   t.same(files.filter((f) => !f.startsWith('dist/') && !['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json', 'client/package.json'].includes(f)), [], 'nothing but dist/, the docs and the client entry for old resolvers')
   for (const entry of ['dist/esm/client/index.js', 'dist/esm/client/index.d.ts', 'dist/cjs/client/index.js', 'dist/cjs/client/index.d.ts']) t.ok(files.includes(entry), entry)
+  // The console's page, beside the code that serves it, in both builds.
+  for (const build of ['dist/esm', 'dist/cjs']) {
+    for (const file of ['console/asset-dir.cjs', 'console/assets/index.html', 'console/assets/console.js', 'console/assets/console.css']) t.ok(files.includes(`${build}/${file}`), `${build}/${file}`)
+  }
   t.same(files.filter((f) => f.endsWith('.map')), [], 'no source maps: the sources they would point at are not shipped')
   t.same(files.filter((f) => /\.(test|tst)\./.test(f)), [], 'no tests')
   t.same(JSON.parse(await readFile(join(root, 'dist/cjs/package.json'), 'utf8')), { type: 'commonjs' })
@@ -90,7 +94,7 @@ async function main () {
   // PGlite's start and the migrations take seconds on a busy machine: more than avvio's default 10.
   const app = Fastify({ pluginTimeout: 120000 })
   const db = new Kysely({ dialect: new PGliteDialect({ pglite: new PGlite() }) })
-  await app.register(keygate, { db })
+  await app.register(keygate, { db, console: true })
   app.get('/whoami', async (request) => ({ name: request.apiKey.name, scopes: request.apiKey.scopes }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const base = 'http://127.0.0.1:' + app.server.address().port
@@ -102,6 +106,14 @@ async function main () {
   const client = new KeygateClient({ baseUrl: base, apiKey: admin.apiKey })
   const listed = await client.listKeys()
   const missing = await client.deleteKey('nobody').catch((error) => error)
+  // The console, served from the installed package's own files, and its session.
+  const page = await fetch(base + '/keys-console')
+  const pageText = await page.text()
+  const script = await fetch(base + '/keys-console/assets/console.js')
+  const scriptText = await script.text()
+  const signIn = await fetch(base + '/keys-console/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiKey: admin.apiKey }) })
+  const cookie = (signIn.headers.get('set-cookie') || '').split(';')[0]
+  const viaCookie = await fetch(base + '/api/v1/keys/list', { headers: { cookie } })
   const answer = {
     withKey: { status: withKey.status, body: await withKey.json(), limit: withKey.headers.get('x-ratelimit-limit') },
     without: { status: without.status, body: await without.json() },
@@ -111,6 +123,12 @@ async function main () {
       remaining: listed.rateLimit.remaining,
       resetIsDate: listed.rateLimit.reset instanceof Date,
       notFound: [missing instanceof NotFoundError, missing.status, missing.code]
+    },
+    console: {
+      page: [page.status, page.headers.get('content-type'), page.headers.get('content-security-policy') !== null, pageText.includes('<script src="/keys-console/assets/console.js" defer></script>')],
+      script: [script.status, script.headers.get('content-type'), scriptText.length],
+      signIn: [signIn.status, cookie.startsWith('keygate_console=v1.')],
+      listWithCookie: viaCookie.status
     }
   }
   await app.close()
@@ -120,15 +138,23 @@ async function main () {
 main().catch((error) => { console.error(error); process.exit(1) })
 `
 
+const consoleScriptLength = (await readFile(join(root, 'lib/console/assets/console.js'), 'utf8')).length
+
 for (const [syntax, file] of [['require', 'app.cjs'], ['import', 'app.mjs']] as const) {
-  t.test(`from ${syntax}: the installed plugin registers on PGlite, makes a key and guards a route over HTTP`, async (t) => {
+  t.test(`from ${syntax}: the installed plugin registers on PGlite, makes a key, guards a route over HTTP and serves the console`, async (t) => {
     await hostInstalled
     await writeFile(join(host, file), hostApp(syntax))
     const { stdout } = await run(process.execPath, [file], host)
     t.same(JSON.parse(stdout), {
       withKey: { status: 200, body: { name: syntax, scopes: ['query'] }, limit: '60' },
       without: { status: 401, body: { error: 'unauthorized', message: 'Client unauthorized' } },
-      sdk: { names: [syntax, 'admin'], limit: 60, remaining: 59, resetIsDate: true, notFound: [true, 404, 'key_not_found'] }
+      sdk: { names: [syntax, 'admin'], limit: 60, remaining: 59, resetIsDate: true, notFound: [true, 404, 'key_not_found'] },
+      console: {
+        page: [200, 'text/html; charset=utf-8', true, true],
+        script: [200, 'text/javascript; charset=utf-8', consoleScriptLength],
+        signIn: [200, true],
+        listWithCookie: 200
+      }
     })
   })
 }

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyContextConfig, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { InternalError, isHasherBusy, isKeygateError, type KeygateError, limitRefusal, type RefusalError, scopeRefusal, unauthorizedRefusal, unavailableRefusal } from '../errors.js'
+import { CsrfTokenInvalidError, InternalError, isHasherBusy, isKeygateError, type KeygateError, limitRefusal, type RefusalError, scopeRefusal, unauthorizedRefusal, unavailableRefusal } from '../errors.js'
 import { type ErrorResponse, createRefusalSender, sendCreditsExhausted, sendError, sendInsufficientScope, sendRateLimited, sendUnauthorized } from '../http/send-error.js'
 import { denialChannel, verificationChannel } from '../diagnostics/channels.js'
 import { safeError } from '../log/safe-error.js'
@@ -16,6 +16,7 @@ import { firstMissing } from './scopes.js'
 import { keyTextFromHeader } from './authorization-header.js'
 import type { Authenticate } from './verified-keys.js'
 import type { ApiKeyDenial, KeyDenial } from './denial.js'
+import { CSRF_HEADER, type ConsoleSessions } from '../console/session-cookie.js'
 
 export interface AuthHookDeps {
   authenticate: Authenticate
@@ -28,6 +29,8 @@ export interface AuthHookDeps {
   routeConfigs: RouteConfigs
   /** The host's sign-in for people on the management routes, tried before their API key. */
   authenticateManagement?: AuthenticateManagement
+  /** The console's sessions (option `console`): a signed-in browser's cookie, tried on the management routes after the rest. */
+  consoleSessions?: ConsoleSessions
   /** The host's bodies for refusals; the contract's when absent. */
   errorResponse?: ErrorResponse
   log: FastifyBaseLogger
@@ -140,7 +143,7 @@ export function createAuthHook (deps: AuthHookDeps): Hook {
       if ((error as Partial<RefusalError>).denial !== undefined) return sendRefusal(reply, request, error as RefusalError)
       sendError(reply, error)
     })
-  const check = createCheck(deps, refusals)
+  const { check } = createCheck(deps, refusals)
   return function keygateAuth (request, reply, done) {
     // Read once: `routeOptions` is a getter that builds a new object on every access.
     const config = request.routeOptions.config
@@ -152,7 +155,7 @@ export function createAuthHook (deps: AuthHookDeps): Hook {
 
 /** `verify` and `verifyWith`: the hook's check, reporting refusals with `done(error)`. */
 export function createVerifiers (deps: AuthHookDeps): KeygateVerifiers {
-  const check = createCheck(deps, refusalsBy((_request, _reply, done, error) => done(error)))
+  const { check } = createCheck(deps, refusalsBy((_request, _reply, done, error) => done(error)))
   function verifier (own: Scopes): Hook {
     // A route's scopes and the verifier's, merged once per route setting.
     const merged = new WeakMap<readonly string[], readonly string[]>()
@@ -179,8 +182,35 @@ export function createVerifiers (deps: AuthHookDeps): KeygateVerifiers {
   }
 }
 
+/**
+ * What the console's own routes need of the check: who a request is from, as a management route
+ * would find it, and a key given as text (the sign-in form) checked as its Authorization header
+ * would be. Both resolve once admitted (`request.apiKey` or the signed-in person set) and reject
+ * with the refusal, for the route's error handler to answer.
+ */
+export interface ConsoleGate {
+  signedIn: (request: FastifyRequest, reply: FastifyReply, scopes: readonly string[]) => Promise<void>
+  withKeyText: (request: FastifyRequest, reply: FastifyReply, keyText: string, scopes: readonly string[]) => Promise<void>
+}
+
+export function createConsoleGate (deps: AuthHookDeps): ConsoleGate {
+  const parts = createCheck(deps, refusalsBy((_request, _reply, done, error) => done(error)))
+  const run = async (step: (done: Done) => void): Promise<void> => await new Promise((resolve, reject) => {
+    step(((error?: Error | null) => { if (error === undefined || error === null) resolve(); else reject(error) }) as Done)
+  })
+  return {
+    signedIn: async (request, reply, scopes) => await run((done) => parts.managed(request, reply, done, scopes)),
+    withKeyText: async (request, reply, keyText, scopes) => await run((done) => parts.withKeyText(request, reply, done, scopes, keyText))
+  }
+}
+
+// Requests that change nothing: a console session needs no CSRF token for these.
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
 /** The check the hook and `verify` share, from the route's setting to `done()` or a refusal. */
-function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfigs, authenticateManagement, log }: AuthHookDeps, refusals: Refusals) {
+function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfigs, authenticateManagement, consoleSessions, log }: AuthHookDeps, refusals: Refusals) {
+  // Management routes are looked at apart only when something other than a key may sign in there.
+  const managementSignIn = authenticateManagement !== undefined || consoleSessions !== undefined
   /** Routes whose bad setting was logged already: once each is enough. */
   const reported = new Set<string>()
   // An outage answers every request 503; the log needs to hear of it once a minute, not per request.
@@ -266,7 +296,7 @@ function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfi
    * `verify` requires instead of the setting's; `config` the route's config, for the hook's
    * management sign-in.
    */
-  return function check (request: FastifyRequest, reply: FastifyReply, done: Done, setting: RouteApiKeyConfig | undefined, scopes: Scopes, config: FastifyContextConfig | undefined): void {
+  function check (request: FastifyRequest, reply: FastifyReply, done: Done, setting: RouteApiKeyConfig | undefined, scopes: Scopes, config: FastifyContextConfig | undefined): void {
     if (!routeConfigs.isChecked(setting) && !checkedLate(request, reply, done, setting)) return
     const needed = scopes ?? setting?.scopes
     if (config === undefined) {
@@ -277,10 +307,35 @@ function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfi
         const missing = needed === undefined ? undefined : firstMissing(entry.key.scopes, needed)
         return missing === undefined ? done() : insufficientScope(request, reply, done, missing)
       }
-    } else if (authenticateManagement !== undefined && (config as { keygateManagement?: boolean }).keygateManagement === true) {
-      return signIn(request, reply, done, needed, authenticateManagement)
+    } else if (managementSignIn && (config as { keygateManagement?: boolean }).keygateManagement === true) {
+      return managed(request, reply, done, needed)
     }
     withKey(request, reply, done, needed)
+  }
+
+  /** A management route: the host's person, else the Authorization header, else the console's session. */
+  function managed (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes): void {
+    if (authenticateManagement !== undefined) return signIn(request, reply, done, needed, authenticateManagement)
+    keyOrSession(request, reply, done, needed)
+  }
+
+  /**
+   * The console's cookie counts only without an Authorization header (a key given outright wins),
+   * and a request that changes anything must carry the session's CSRF token as well. The key it
+   * holds then goes the way a header's key goes; an admitted request renews the session.
+   */
+  function keyOrSession (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes): void {
+    if (consoleSessions === undefined || request.headers.authorization !== undefined) return withKey(request, reply, done, needed)
+    const session = consoleSessions.open(request.headers.cookie)
+    if (session === null) return withKey(request, reply, done, needed)
+    if (session === 'invalid') return unauthorized(request, reply, done, 'malformed')
+    if (!SAFE_METHODS.has(request.method) && !consoleSessions.csrfValid(session, request.headers[CSRF_HEADER])) {
+      return refusals.failed(request, reply, done, new CsrfTokenInvalidError())
+    }
+    withKeyText(request, reply, ((error?: Error | null) => {
+      if (error === undefined || error === null) reply.header('set-cookie', consoleSessions.renew(session, request.protocol === 'https'))
+      done(error as never)
+    }) as Done, needed, session.keyText)
   }
 
   /**
@@ -289,7 +344,7 @@ function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfi
    */
   function signIn (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes, authenticateUser: AuthenticateManagement): void {
     new Promise((resolve) => resolve(authenticateUser(request))).then((answer) => {
-      if (answer === null || answer === undefined) return withKey(request, reply, done, needed)
+      if (answer === null || answer === undefined) return keyOrSession(request, reply, done, needed)
       const user = checkedSignedInUser(answer)
       // Set before the scope check too: a refusal is recorded as theirs.
       setSignedInUser(request, user)
@@ -304,6 +359,10 @@ function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfi
     const header = request.headers.authorization
     const keyText = keyTextFromHeader(header)
     if (keyText === null) return unauthorized(request, reply, done, header === undefined ? 'missing' : 'malformed')
+    withKeyText(request, reply, done, needed, keyText)
+  }
+
+  function withKeyText (request: FastifyRequest, reply: FastifyReply, done: Done, needed: Scopes, keyText: string): void {
     let key
     try {
       key = authenticate(keyText)
@@ -316,6 +375,8 @@ function createCheck ({ authenticate, limit, headers, now, recordUse, routeConfi
       identified(request, reply, done, needed, key)
     }
   }
+
+  return { check, managed, withKeyText }
 }
 
 /**
