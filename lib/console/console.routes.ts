@@ -1,15 +1,13 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import { keyTextFromHeader } from '../auth/authorization-header.js'
 import type { ConsoleGate } from '../auth/hook.js'
 import { signedInUserOf } from '../auth/management-sign-in.js'
 import { KEYS_READ } from '../auth/scopes.js'
-import { CsrfTokenInvalidError, InternalError, InvalidRequestError, isKeygateError, isRefusal, RouteNotFoundError } from '../errors.js'
-import { sendError, type SendRefusal } from '../http/send-error.js'
-import { safeError } from '../log/safe-error.js'
+import { CsrfTokenInvalidError, InvalidRequestError, isKeygateError, isRefusal, RouteNotFoundError } from '../errors.js'
+import { sendError, sendOtherError, type SendRefusal } from '../http/send-error.js'
 import assetDir from './asset-dir.cjs'
 import { CSRF_HEADER, type ConsoleSessions } from './session-cookie.js'
 
@@ -93,14 +91,7 @@ export async function consoleRoutes (fastify: FastifyInstance, { path, gate, ses
   fastify.setErrorHandler(function consoleErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     if (isRefusal(error)) return sendRefusal(reply, request, error)
     if (isKeygateError(error)) return sendError(reply, error)
-    const status = error.statusCode ?? 500
-    if (status >= 500) {
-      request.log.error({ err: safeError(error) }, 'keygate: a console route failed')
-      return sendError(reply, new InternalError())
-    }
-    // Fastify's own 4xx (bad JSON, wrong content type, body too large) in the contract's shape.
-    const code = (STATUS_CODES[status] ?? 'Bad Request').toLowerCase().replace(/[^a-z]+/g, '_')
-    return reply.code(status).send({ error: code, message: error.message })
+    return sendOtherError(request, reply, error, 'keygate: a console route failed')
   })
 
   // Here rather than the app's, so the security headers above go on these answers too (after the

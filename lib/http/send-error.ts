@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import {
   creditsExhaustedBody,
@@ -23,6 +24,21 @@ export function sendError (reply: FastifyReply, error: FastifyError): FastifyRep
   if (status === 401) reply.header('www-authenticate', 'Bearer')
   if (error instanceof HasherBusyError) reply.header('retry-after', HASHER_BUSY_RETRY_AFTER)
   return reply.code(status).send(errorBody(error))
+}
+
+/**
+ * An error that is neither keygate's nor a validation's, on keygate's own routes: a 5xx is
+ * logged (without what the error carried) and answered 500 with nothing of it; Fastify's own 4xx
+ * (bad JSON, wrong content type, body too large) keeps its status in the contract's shape.
+ */
+export function sendOtherError (request: FastifyRequest, reply: FastifyReply, error: FastifyError, logMessage: string): FastifyReply {
+  const status = error.statusCode ?? 500
+  if (status >= 500) {
+    request.log.error({ err: safeError(error) }, logMessage)
+    return sendError(reply, new InternalError())
+  }
+  const code = (STATUS_CODES[status] ?? 'Bad Request').toLowerCase().replace(/[^a-z]+/g, '_')
+  return reply.code(status).send({ error: code, message: error.message })
 }
 
 // The hook's own refusals are answered from ready-made bodies: an Error object (with its stack

@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
   type CreateKeyChoices,
@@ -17,8 +16,7 @@ import { signedInUserOf } from '../auth/management-sign-in.js'
 import { AUDIT_EXPORT, AUDIT_READ, KEYS_READ, KEYS_WRITE } from '../auth/scopes.js'
 import { CREDITS_INTERVALS, KEY_TYPES } from '../db/schema.js'
 import { GracePeriodInvalidError, InternalError, InvalidRequestError, isKeygateError, RouteNotFoundError } from '../errors.js'
-import { sendError } from '../http/send-error.js'
-import { safeError } from '../log/safe-error.js'
+import { sendError, sendOtherError } from '../http/send-error.js'
 import { KEY_ROUTE_DOCS } from './keys.openapi.js'
 
 export interface KeyRoutesOptions {
@@ -206,15 +204,8 @@ export async function keyRoutes (fastify: FastifyInstance, { api, recordDenied, 
   fastify.setErrorHandler(function keyRoutesErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     if (isKeygateError(error)) return sendError(reply, error)
     if (error.validation !== undefined) return sendError(reply, validationError(request, error.validation))
-    const status = error.statusCode ?? 500
-    if (status >= 500) {
-      // The detail is for the log only: a client learns nothing of the database or the code.
-      request.log.error({ err: safeError(error) }, 'keygate: a management route failed')
-      return sendError(reply, new InternalError())
-    }
-    // Fastify's own 4xx (bad JSON, wrong content type, body too large) in the contract's shape.
-    const code = (STATUS_CODES[status] ?? 'Bad Request').toLowerCase().replace(/[^a-z]+/g, '_')
-    return reply.code(status).send({ error: code, message: error.message })
+    // The detail of a failure is for the log only: a client learns nothing of the database or the code.
+    return sendOtherError(request, reply, error, 'keygate: a management route failed')
   })
   // A management request refused for a missing permission, by the hook or by a caller rule of
   // the API, is an access.denied event. Route hooks of this context run for the hook's answers too.
