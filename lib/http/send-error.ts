@@ -43,32 +43,37 @@ export function sendOtherError (request: FastifyRequest, reply: FastifyReply, er
 
 // The hook's own refusals are answered from ready-made bodies: an Error object (with its stack
 // trace) per refused request would make a storm of bad keys cost more than the keys themselves.
-const UNAUTHORIZED_BODY = Object.freeze(errorBody(new UnauthorizedError()))
+// They go out as JSON text: Fastify then skips its serializer lookup and the preSerialization
+// hooks, about 1 µs of each refused request in a storm (bench/RESULTS.md, findings).
+const JSON_TYPE = 'application/json; charset=utf-8'
+const UNAUTHORIZED_JSON = JSON.stringify(errorBody(new UnauthorizedError()))
+// Credits that never refill: one body for every refusal.
+const CREDITS_GONE_JSON = JSON.stringify(creditsExhaustedBody(0))
+
+function sendJson (reply: FastifyReply, status: number, json: string): FastifyReply {
+  return reply.code(status).header('content-type', JSON_TYPE).send(json)
+}
 
 /** 401 with the contract's body and `WWW-Authenticate: Bearer`. */
 export function sendUnauthorized (reply: FastifyReply): FastifyReply {
-  return reply.code(401).header('www-authenticate', 'Bearer').send(UNAUTHORIZED_BODY)
+  return sendJson(reply.header('www-authenticate', 'Bearer'), 401, UNAUTHORIZED_JSON)
 }
 
 /** 403 naming the first missing scope. */
 export function sendInsufficientScope (reply: FastifyReply, scope: string): FastifyReply {
-  return reply.code(403)
-    .header('www-authenticate', `Bearer error="insufficient_scope", scope="${scope}"`)
-    .send(insufficientScopeBody(scope))
+  reply.header('www-authenticate', `Bearer error="insufficient_scope", scope="${scope}"`)
+  return sendJson(reply, 403, JSON.stringify(insufficientScopeBody(scope)))
 }
 
 /** 429 with `retry_after` and `Retry-After`. */
 export function sendRateLimited (reply: FastifyReply, retryAfter: number): FastifyReply {
-  return reply.code(429).header('retry-after', retryAfter).send(rateLimitedBody(retryAfter))
+  return sendJson(reply.header('retry-after', retryAfter), 429, JSON.stringify(rateLimitedBody(retryAfter)))
 }
-
-// Credits that never refill: one body for every refusal.
-const CREDITS_GONE_BODY = Object.freeze(creditsExhaustedBody(0))
 
 /** 429 for a key without credits left; with `retry_after` and `Retry-After` when they refill (`retryAfter` > 0). */
 export function sendCreditsExhausted (reply: FastifyReply, retryAfter: number): FastifyReply {
-  if (retryAfter === 0) return reply.code(429).send(CREDITS_GONE_BODY)
-  return reply.code(429).header('retry-after', retryAfter).send(creditsExhaustedBody(retryAfter))
+  if (retryAfter === 0) return sendJson(reply, 429, CREDITS_GONE_JSON)
+  return sendJson(reply.header('retry-after', retryAfter), 429, JSON.stringify(creditsExhaustedBody(retryAfter)))
 }
 
 /**
@@ -97,7 +102,7 @@ export function createRefusalSender (errorResponse: ErrorResponse | undefined, l
   }
   return function sendRefusal (reply, request, error) {
     reply.code(error.statusCode).headers(error.headers)
-    if (errorResponse === undefined) return void reply.send(error.statusCode === 401 ? UNAUTHORIZED_BODY : refusalBody(error))
+    if (errorResponse === undefined) return void sendJson(reply, error.statusCode, error.statusCode === 401 ? UNAUTHORIZED_JSON : JSON.stringify(refusalBody(error)))
     let body
     try {
       body = errorResponse(error, request)

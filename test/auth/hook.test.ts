@@ -187,3 +187,37 @@ t.test('429 comes before 403: a key over its limit gets 429 even on a route it l
   t.equal(forbidden.statusCode, 403, 'with room again, the missing scope answers')
   t.same(forbidden.json(), { error: 'insufficient_scope', message: 'API key lacks required permission: federate' })
 })
+
+t.test("the hook's refusals go out as the contract's JSON text: a host's preSerialization hook and reply serializer do not reshape them, its onSend hooks see them", async (t) => {
+  const clock = testClock()
+  const sent: Array<[number, unknown]> = []
+  const app = await buildApp(t, {
+    keygate: { now: clock.now },
+    routes: (app) => {
+      // A host that wraps every body it serializes: its own routes' bodies, not the plugin's refusals.
+      app.addHook('preSerialization', async (_request, _reply, payload) => ({ data: payload }))
+      app.setReplySerializer((payload) => JSON.stringify({ serialized: payload }))
+      app.addHook('onSend', async (_request, reply, payload) => { sent.push([reply.statusCode, payload]) })
+      app.get('/federate', { config: { apiKey: { scopes: ['federate'] } } }, async () => ({ ok: true }))
+      app.get('/query', { config: { apiKey: { scopes: ['query'] } } }, async () => ({ ok: true }))
+    }
+  })
+  const { apiKey } = await app.keygate.createKey({ name: 'narrow', scopes: ['query'], rateLimit: { perMinute: 2 } })
+
+  const ok = await app.inject({ url: '/query', headers: { authorization: apiKey } })
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.body, '{"serialized":{"data":{"ok":true}}}', "the host's own route goes through both")
+
+  const refusals = [
+    { url: '/query', headers: {}, status: 401, body: '{"error":"unauthorized","message":"Client unauthorized"}' },
+    { url: '/federate', headers: { authorization: apiKey }, status: 403, body: '{"error":"insufficient_scope","message":"API key lacks required permission: federate"}' },
+    { url: '/query', headers: { authorization: apiKey }, status: 429, body: JSON.stringify(rateLimited(60)) }
+  ]
+  for (const { url, headers, status, body } of refusals) {
+    const res = await app.inject({ url, headers })
+    t.equal(res.statusCode, status)
+    t.equal(res.headers['content-type'], 'application/json; charset=utf-8', `${status}: content type`)
+    t.equal(res.body, body, `${status}: the contract's body, as it is`)
+  }
+  t.same(sent, [[200, '{"serialized":{"data":{"ok":true}}}'], ...refusals.map(({ status, body }) => [status, body])], 'onSend saw every body, as text')
+})
