@@ -12,8 +12,9 @@ import keygate from '../lib/index.js'
 import { argon2idHasher, type Argon2Options, OWASP_ARGON2 } from '../lib/keys/hasher.js'
 import { generateKey } from '../lib/keys/key-text.js'
 import { seedKeys } from './seed.js'
+import { handRolledAuth } from './hand-rolled.js'
 
-export type Contender = 'bare' | 'keygate' | 'keygate-redis' | 'bearer-auth' | 'bearer-auth-rate-limit-local' | 'bearer-auth-rate-limit'
+export type Contender = 'bare' | 'keygate' | 'keygate-redis' | 'bearer-auth' | 'bearer-auth-rate-limit-local' | 'bearer-auth-rate-limit' | 'hand-rolled'
 
 export interface BuiltApp {
   app: FastifyInstance
@@ -78,6 +79,10 @@ export async function buildApp (contender: Contender, options: BuildOptions = {}
       closers.push(async () => { redis.disconnect() })
       await app.register(rateLimit, { ...limit, redis })
     }
+    app.get('/hello', async () => hello)
+  } else if (contender === 'hand-rolled') {
+    keys = [generateKey('metlo').text]
+    handRolledAuth(app, keys, NO_LIMIT.perMinute)
     app.get('/hello', async () => hello)
   } else {
     app.get('/hello', async () => hello)

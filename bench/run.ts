@@ -190,13 +190,14 @@ async function main (): Promise<void> {
       return server
     }
     const withRedis = redis !== undefined
-    const [bare, keygateOne, keygateRedis, bearerAuth, limitedLocal, limitedRedis, keygateMany, keygateRedisMany] = await Promise.all([
+    const [bare, keygateOne, keygateRedis, bearerAuth, limitedLocal, limitedRedis, handRolled, keygateMany, keygateRedisMany] = await Promise.all([
       start('bare'),
       start('keygate'),
       withRedis ? start('keygate-redis') : undefined,
       start('bearer-auth'),
       start('bearer-auth-rate-limit-local'),
       withRedis ? start('bearer-auth-rate-limit') : undefined,
+      start('hand-rolled'),
       start('keygate', ROTATION_KEYS),
       withRedis ? start('keygate-redis', ROTATION_KEYS) : undefined
     ])
@@ -213,7 +214,8 @@ async function main (): Promise<void> {
       ['keygate-redis', 'fastify-keygate, Redis', keygateRedis],
       ['bearer-auth', '@fastify/bearer-auth', bearerAuth],
       ['bearer-auth-rate-limit-local', '@fastify/bearer-auth + @fastify/rate-limit (local)', limitedLocal],
-      ['bearer-auth-rate-limit', '@fastify/bearer-auth + @fastify/rate-limit (Redis)', limitedRedis]
+      ['bearer-auth-rate-limit', '@fastify/bearer-auth + @fastify/rate-limit (Redis)', limitedRedis],
+      ['hand-rolled', 'hand-rolled: SHA-256 digest in a Map, one window, X-RateLimit headers', handRolled]
     ]
     for (const connections of CONNECTIONS) {
       for (const [id, name, server] of throughput) {

@@ -61,6 +61,11 @@ export function targetsSection (find: Find, options: { connections: number[], st
       rows.push(`| ${target.text} | ${n} | ${measured} | ${met && wrong === 0 ? `met${verdict}` : '**missed**'} |`)
     }
   }
+  for (const n of connections) {
+    const keygate = find('keygate', n)
+    const handRolled = find('hand-rolled', n)
+    if (keygate !== undefined && handRolled !== undefined) rows.push(`| fastify-keygate in-process against the hand-rolled check (no target; ratio shown) | ${n} | ${fmt(medianRps(keygate) / medianRps(handRolled))} | — |`)
+  }
   for (const n of stormConnections) {
     const forged = find('storm-forged', n)
     const bare = find('bare', n)
